@@ -1,0 +1,216 @@
+//! What the `raftnet` client, the benchmarks and the tests use to talk to orderers:
+//! signed envelopes, broadcast, deliver and the admin API, over mutual TLS.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use futures::Stream;
+use prost::Message;
+use ring::rand::{SecureRandom, SystemRandom};
+use tonic::transport::Channel;
+
+use crate::identity::SigningIdentity;
+use crate::network::ClientProfile;
+use crate::orderer::msgprocessor::compute_tx_id;
+use crate::proto::admin::{
+    admin_client::AdminClient, ChannelStatus, ChannelStatusRequest, JoinChannelRequest,
+    ListChannelsRequest,
+};
+use crate::proto::common::{Block, ChannelHeader, Envelope, HeaderType, Payload, Status};
+use crate::proto::orderer::{
+    atomic_broadcast_client::AtomicBroadcastClient, deliver_response, BroadcastResponse,
+    DeliverRequest, SeekBehavior,
+};
+use crate::tls::TlsMaterial;
+
+const MAX_MESSAGE: usize = 256 << 20;
+
+pub struct Client {
+    pub signer: SigningIdentity,
+    pub tls: TlsMaterial,
+    rng: SystemRandom,
+}
+
+impl Client {
+    pub fn from_profile(profile: &ClientProfile) -> anyhow::Result<Self> {
+        Ok(Self {
+            signer: profile.signer()?,
+            tls: profile.tls()?,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        Self::from_profile(&ClientProfile::load(path)?)
+    }
+
+    pub fn channel(&self, addr: &str) -> anyhow::Result<Channel> {
+        self.tls.channel(addr)
+    }
+
+    pub fn broadcaster(&self, addr: &str) -> anyhow::Result<AtomicBroadcastClient<Channel>> {
+        Ok(AtomicBroadcastClient::new(self.channel(addr)?)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE))
+    }
+
+    pub fn admin(&self, addr: &str) -> anyhow::Result<AdminClient<Channel>> {
+        Ok(AdminClient::new(self.channel(addr)?)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE))
+    }
+
+    /// A signed TRANSACTION envelope for `channel` carrying `data`; returns it with its tx id.
+    pub fn envelope(&self, channel: &str, data: Vec<u8>) -> anyhow::Result<(Envelope, String)> {
+        let mut nonce = [0u8; 24];
+        self.rng
+            .fill(&mut nonce)
+            .map_err(|_| anyhow::anyhow!("no randomness"))?;
+        let creator = self.signer.serialize();
+        let tx_id = compute_tx_id(&nonce, &creator.cert_pem);
+        let payload = Payload {
+            header: Some(ChannelHeader {
+                r#type: HeaderType::Transaction as i32,
+                channel_id: channel.to_string(),
+                tx_id: tx_id.clone(),
+                timestamp_ms: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0),
+                nonce: nonce.to_vec(),
+                creator: Some(creator),
+            }),
+            data,
+        }
+        .encode_to_vec();
+        let signature = self.signer.sign(&payload)?;
+        Ok((Envelope { payload, signature }, tx_id))
+    }
+
+    /// Broadcasts envelopes on one stream; responses come back in order.
+    pub async fn broadcast(
+        &self,
+        addr: &str,
+        envs: Vec<Envelope>,
+    ) -> anyhow::Result<Vec<BroadcastResponse>> {
+        let mut client = self.broadcaster(addr)?;
+        let n = envs.len();
+        let mut stream = client
+            .broadcast(futures::stream::iter(envs))
+            .await
+            .with_context(|| format!("broadcast to {addr}"))?
+            .into_inner();
+        let mut out = Vec::with_capacity(n);
+        while let Some(r) = stream.message().await? {
+            out.push(r);
+        }
+        if out.len() != n {
+            bail!("{addr} answered {} of {n} envelopes", out.len());
+        }
+        Ok(out)
+    }
+
+    /// Blocks `start..=stop` (or what is there, with `fail_if_not_ready`).
+    pub async fn deliver(
+        &self,
+        addr: &str,
+        channel: &str,
+        start: u64,
+        stop: Option<u64>,
+        fail_if_not_ready: bool,
+    ) -> anyhow::Result<Vec<Block>> {
+        let mut blocks = Vec::new();
+        let mut stream = self
+            .deliver_stream(addr, channel, start, stop, fail_if_not_ready)
+            .await?;
+        use futures::StreamExt;
+        while let Some(item) = stream.next().await {
+            match item? {
+                DeliverItem::Block(b) => blocks.push(*b),
+                DeliverItem::End(Status::Success, _) => break,
+                DeliverItem::End(Status::NotFound, _) if fail_if_not_ready => break,
+                DeliverItem::End(s, info) => {
+                    bail!("deliver from {addr} ended with {}: {info}", s.as_str_name())
+                }
+            }
+        }
+        Ok(blocks)
+    }
+
+    pub async fn deliver_stream(
+        &self,
+        addr: &str,
+        channel: &str,
+        start: u64,
+        stop: Option<u64>,
+        fail_if_not_ready: bool,
+    ) -> anyhow::Result<impl Stream<Item = anyhow::Result<DeliverItem>>> {
+        let mut client = self.broadcaster(addr)?;
+        let req = DeliverRequest {
+            channel_id: channel.to_string(),
+            start,
+            stop,
+            behavior: if fail_if_not_ready {
+                SeekBehavior::FailIfNotReady
+            } else {
+                SeekBehavior::BlockUntilReady
+            } as i32,
+        };
+        let stream = client
+            .deliver(req)
+            .await
+            .with_context(|| format!("deliver from {addr}"))?
+            .into_inner();
+        use futures::StreamExt;
+        Ok(stream.map(|r| {
+            let r = r?;
+            match r.r#type {
+                Some(deliver_response::Type::Block(b)) => Ok(DeliverItem::Block(Box::new(b))),
+                Some(deliver_response::Type::Status(s)) => Ok(DeliverItem::End(
+                    Status::try_from(s).unwrap_or(Status::Unspecified),
+                    r.info,
+                )),
+                None => bail!("empty deliver response"),
+            }
+        }))
+    }
+
+    pub async fn join(&self, addr: &str, genesis: &[u8]) -> anyhow::Result<()> {
+        self.admin(addr)?
+            .join_channel(JoinChannelRequest {
+                genesis_block: genesis.to_vec(),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("{addr}: {}", s.message()))?;
+        Ok(())
+    }
+
+    pub async fn status(&self, addr: &str, channel: &str) -> anyhow::Result<ChannelStatus> {
+        Ok(self
+            .admin(addr)?
+            .channel_status(ChannelStatusRequest {
+                channel_id: channel.to_string(),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("{addr}: {}", s.message()))?
+            .into_inner())
+    }
+
+    pub async fn list_channels(
+        &self,
+        addr: &str,
+    ) -> anyhow::Result<Vec<crate::proto::admin::ChannelInfo>> {
+        Ok(self
+            .admin(addr)?
+            .list_channels(ListChannelsRequest {})
+            .await
+            .map_err(|s| anyhow::anyhow!("{addr}: {}", s.message()))?
+            .into_inner()
+            .channels)
+    }
+}
+
+pub enum DeliverItem {
+    Block(Box<Block>),
+    End(Status, String),
+}

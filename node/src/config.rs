@@ -1,0 +1,92 @@
+//! The node's configuration file (`raftnet-node orderer --config FILE`).
+//!
+//! Relative paths in the file are resolved against the file's own directory, so that a
+//! generated network directory can be moved as a whole.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node's name, e.g. `orderer1`; used in logs and status.
+    pub name: String,
+    /// The organisation the node belongs to.
+    pub msp_id: String,
+    /// One address for every service: broadcast, deliver, cluster and admin.
+    pub listen_address: String,
+    /// Where the node keeps its ledgers and Raft logs.
+    pub data_dir: PathBuf,
+    pub tls: TlsFiles,
+}
+
+/// PEM files for mutual TLS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The node's TLS certificate, presented as server and as client.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// TLS root CAs whose certificates this node accepts from clients and servers.
+    pub root_cas: Vec<PathBuf>,
+    /// The TLS root CA of the node's own organisation: admin calls need a client certificate
+    /// from it with OU=admin.
+    pub admin_root_ca: PathBuf,
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read node config {}", path.display()))?;
+        let mut cfg: NodeConfig = serde_yaml::from_str(&text)
+            .with_context(|| format!("node config {} is not valid", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve_paths(base);
+        Ok(cfg)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        fix(&mut self.tls.cert);
+        fix(&mut self.tls.key);
+        fix(&mut self.tls.admin_root_ca);
+        self.tls.root_cas.iter_mut().for_each(fix);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orderer1.yaml");
+        std::fs::write(
+            &path,
+            "name: orderer1\nmspId: OrdererMSP\nlistenAddress: 127.0.0.1:7050\ndataDir: data\n\
+             tls: {cert: tls/cert.pem, key: /abs/key.pem, rootCAs: [ca.pem], adminRootCA: ca.pem}\n",
+        )
+        .unwrap();
+        let cfg = NodeConfig::load(&path).unwrap();
+        assert_eq!(cfg.data_dir, dir.path().join("data"));
+        assert_eq!(cfg.tls.cert, dir.path().join("tls/cert.pem"));
+        assert_eq!(cfg.tls.key, PathBuf::from("/abs/key.pem"));
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, "name: o\nmspId: M\nlistenAdress: x\n").unwrap();
+        let err = format!("{:#}", NodeConfig::load(&path).unwrap_err());
+        assert!(err.contains("listenAdress"), "{err}");
+    }
+}

@@ -1,0 +1,7 @@
+//! Blocks, their hash chain, and the durable block store.
+
+pub mod block;
+pub mod store;
+
+pub use block::{channel_config, data_hash, genesis_block, header_hash, new_block};
+pub use store::BlockStore;

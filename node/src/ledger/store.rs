@@ -1,0 +1,185 @@
+//! The block store: a channel's blocks by number and an index of ordered transaction ids,
+//! in the channel's redb database (shared with its Raft log, see `orderer::storage`).
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context};
+use prost::Message;
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use tokio::sync::watch;
+
+use super::block::header_hash;
+use crate::proto::common::Block;
+
+const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+/// tx id -> number of the block that holds it: detects duplicates and answers retries.
+const TX_IDS: TableDefinition<&str, u64> = TableDefinition::new("tx_ids");
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tip {
+    pub height: u64,
+    pub last_hash: Vec<u8>,
+}
+
+pub struct BlockStore {
+    db: Arc<Database>,
+    tip: Mutex<Tip>,
+    /// Height changes, for Deliver streams that follow the ledger.
+    height_tx: watch::Sender<u64>,
+}
+
+impl BlockStore {
+    pub fn open(db: Arc<Database>) -> anyhow::Result<Self> {
+        let txn = db.begin_write()?;
+        txn.open_table(BLOCKS)?;
+        txn.open_table(TX_IDS)?;
+        txn.commit()?;
+        let tip = {
+            let r = db.begin_read()?;
+            let t = r.open_table(BLOCKS)?;
+            let last = t.last()?;
+            match last {
+                None => Tip::default(),
+                Some((k, v)) => {
+                    let block = Block::decode(v.value()).context("last block is corrupt")?;
+                    let header = block.header.context("last block has no header")?;
+                    Tip {
+                        height: k.value() + 1,
+                        last_hash: header_hash(&header),
+                    }
+                }
+            }
+        };
+        let (height_tx, _) = watch::channel(tip.height);
+        Ok(Self {
+            db,
+            tip: Mutex::new(tip),
+            height_tx,
+        })
+    }
+
+    pub fn tip(&self) -> Tip {
+        self.tip.lock().expect("tip lock").clone()
+    }
+
+    pub fn height(&self) -> u64 {
+        self.tip.lock().expect("tip lock").height
+    }
+
+    pub fn watch_height(&self) -> watch::Receiver<u64> {
+        self.height_tx.subscribe()
+    }
+
+    /// The encoded block `number`, if written.
+    pub fn get_raw(&self, number: u64) -> anyhow::Result<Option<Vec<u8>>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(BLOCKS)?;
+        Ok(t.get(number)?.map(|v| v.value().to_vec()))
+    }
+
+    pub fn get(&self, number: u64) -> anyhow::Result<Option<Block>> {
+        match self.get_raw(number)? {
+            None => Ok(None),
+            Some(raw) => Ok(Some(
+                Block::decode(&raw[..]).context("stored block is corrupt")?,
+            )),
+        }
+    }
+
+    /// The block that holds `tx_id`, if it has been ordered.
+    pub fn block_of_tx(&self, tx_id: &str) -> anyhow::Result<Option<u64>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(TX_IDS)?;
+        Ok(t.get(tx_id)?.map(|v| v.value()))
+    }
+
+    pub fn tx_count(&self) -> anyhow::Result<u64> {
+        let r = self.db.begin_read()?;
+        Ok(r.open_table(TX_IDS)?.len()?)
+    }
+
+    /// Writes the next block inside `txn`, checking that it extends the chain. Call
+    /// [`BlockStore::committed`] after the transaction commits.
+    pub fn append(
+        &self,
+        txn: &WriteTransaction,
+        block: &Block,
+        encoded: &[u8],
+        tx_ids: &[String],
+        expected: &Tip,
+    ) -> anyhow::Result<Tip> {
+        let header = block.header.as_ref().context("block has no header")?;
+        if header.number != expected.height {
+            bail!(
+                "block {} does not follow height {}",
+                header.number,
+                expected.height
+            );
+        }
+        if header.previous_hash != expected.last_hash {
+            bail!(
+                "block {} does not chain to the previous block's hash",
+                header.number
+            );
+        }
+        txn.open_table(BLOCKS)?.insert(header.number, encoded)?;
+        let mut ids = txn.open_table(TX_IDS)?;
+        for id in tx_ids {
+            ids.insert(id.as_str(), header.number)?;
+        }
+        Ok(Tip {
+            height: header.number + 1,
+            last_hash: header_hash(header),
+        })
+    }
+
+    /// Publishes a tip whose blocks have been committed to the database.
+    pub fn committed(&self, tip: Tip) {
+        let height = tip.height;
+        *self.tip.lock().expect("tip lock") = tip;
+        self.height_tx.send_replace(height);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::new_block;
+
+    fn write(
+        store: &BlockStore,
+        db: &Database,
+        block: &Block,
+        ids: &[String],
+    ) -> anyhow::Result<()> {
+        let txn = db.begin_write()?;
+        let tip = store.append(&txn, block, &block.encode_to_vec(), ids, &store.tip())?;
+        txn.commit()?;
+        store.committed(tip);
+        Ok(())
+    }
+
+    #[test]
+    fn blocks_survive_reopen_and_must_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        let db = Arc::new(Database::create(&path).unwrap());
+        let store = BlockStore::open(db.clone()).unwrap();
+        let b0 = new_block(0, vec![], vec![b"tx0".to_vec()]);
+        write(&store, &db, &b0, &["t0".into()]).unwrap();
+        let wrong = new_block(1, vec![1, 2, 3], vec![]);
+        let err = write(&store, &db, &wrong, &[]).unwrap_err().to_string();
+        assert!(err.contains("does not chain"), "{err}");
+        let b1 = new_block(1, store.tip().last_hash, vec![b"tx1".to_vec()]);
+        write(&store, &db, &b1, &["t1".into()]).unwrap();
+        drop(store);
+        drop(db);
+
+        let db = Arc::new(Database::create(&path).unwrap());
+        let store = BlockStore::open(db).unwrap();
+        assert_eq!(store.height(), 2);
+        assert_eq!(store.get(1).unwrap().unwrap(), b1);
+        assert_eq!(store.block_of_tx("t1").unwrap(), Some(1));
+        assert_eq!(store.block_of_tx("nope").unwrap(), None);
+    }
+}

@@ -1,0 +1,12 @@
+//! raftnet data plane: Raft ordering nodes, their storage and wire API, and the client.
+//! Nothing here talks to Kubernetes.
+
+pub mod client;
+pub mod config;
+pub mod identity;
+pub mod ledger;
+pub mod local;
+pub mod network;
+pub mod orderer;
+pub mod proto;
+pub mod tls;

@@ -1,0 +1,107 @@
+//! An organisation's CAs and the certificates issued from them, written as PEM files (keys
+//! with mode 0600).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::profile::ClientProfile;
+use crate::identity::{CertUsage, CertificateAuthority, IssuedCert, Role};
+
+pub struct OrgMaterial {
+    pub msp_id: String,
+    pub dir: PathBuf,
+    pub ca: CertificateAuthority,
+    pub tls_ca: CertificateAuthority,
+}
+
+pub fn write_file(path: &Path, contents: &[u8], secret: bool) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))?;
+    if secret {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+fn write_pair(dir: &Path, stem: &str, cert: &IssuedCert) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let c = dir.join(format!("{stem}-cert.pem"));
+    let k = dir.join(format!("{stem}-key.pem"));
+    write_file(&c, cert.cert_pem.as_bytes(), false)?;
+    write_file(&k, cert.key_pem.as_bytes(), true)?;
+    Ok((c, k))
+}
+
+impl OrgMaterial {
+    /// New CAs for `msp_id`, written under `dir`.
+    pub fn generate(msp_id: &str, dir: &Path) -> anyhow::Result<Self> {
+        let ca = CertificateAuthority::generate(msp_id, &format!("ca.{}", msp_id.to_lowercase()))?;
+        let tls_ca =
+            CertificateAuthority::generate(msp_id, &format!("tlsca.{}", msp_id.to_lowercase()))?;
+        write_file(&dir.join("ca-cert.pem"), ca.cert_pem().as_bytes(), false)?;
+        write_file(&dir.join("ca-key.pem"), ca.key_pem().as_bytes(), true)?;
+        write_file(
+            &dir.join("tlsca-cert.pem"),
+            tls_ca.cert_pem().as_bytes(),
+            false,
+        )?;
+        write_file(
+            &dir.join("tlsca-key.pem"),
+            tls_ca.key_pem().as_bytes(),
+            true,
+        )?;
+        Ok(Self {
+            msp_id: msp_id.to_string(),
+            dir: dir.to_path_buf(),
+            ca,
+            tls_ca,
+        })
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("ca-cert.pem")
+    }
+
+    pub fn tls_ca_path(&self) -> PathBuf {
+        self.dir.join("tlsca-cert.pem")
+    }
+
+    /// A TLS server/client certificate for a node, valid for `hosts`.
+    pub fn node_tls(
+        &self,
+        name: &str,
+        role: Role,
+        hosts: &[String],
+        dir: &Path,
+    ) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let cert = self.tls_ca.issue(name, role, CertUsage::Tls, hosts)?;
+        write_pair(dir, "tls", &cert)
+    }
+
+    /// A user (client or admin): a signing certificate, a TLS client certificate and a
+    /// profile file that the `raftnet` client reads. `tls_roots` are the roots it trusts.
+    pub fn user(&self, name: &str, role: Role, tls_roots: &[PathBuf]) -> anyhow::Result<PathBuf> {
+        let dir = self.dir.join("users").join(name);
+        let sign = self.ca.issue(name, role, CertUsage::Signing, &[])?;
+        let (cert, key) = write_pair(&dir, "sign", &sign)?;
+        let tls = self
+            .tls_ca
+            .issue(name, role, CertUsage::Tls, &["localhost".to_string()])?;
+        let (tls_cert, tls_key) = write_pair(&dir, "tls", &tls)?;
+        let profile = ClientProfile {
+            msp_id: self.msp_id.clone(),
+            cert,
+            key,
+            tls_cert,
+            tls_key,
+            tls_root_cas: tls_roots.to_vec(),
+        };
+        let path = dir.join("profile.yaml");
+        write_file(&path, serde_yaml::to_string(&profile)?.as_bytes(), false)?;
+        Ok(path)
+    }
+}

@@ -1,0 +1,10 @@
+//! Bootstrap shared by both planes: crypto material for organisations, node configs and
+//! channel genesis blocks, written to a directory.
+
+pub mod crypto;
+pub mod ordering;
+pub mod profile;
+
+pub use crypto::OrgMaterial;
+pub use ordering::{OrderingLayout, OrderingSpec};
+pub use profile::ClientProfile;

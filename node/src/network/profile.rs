@@ -1,0 +1,58 @@
+//! A client identity in one file: who signs (MSP id, certificate, key) and how to connect
+//! (TLS client certificate and trusted roots). `raftnet --identity FILE` reads it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::config::TlsFiles;
+use crate::identity::SigningIdentity;
+use crate::tls::TlsMaterial;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientProfile {
+    pub msp_id: String,
+    /// Signing certificate and key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    #[serde(rename = "tlsRootCAs")]
+    pub tls_root_cas: Vec<PathBuf>,
+}
+
+impl ClientProfile {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read identity profile {}", path.display()))?;
+        let mut p: ClientProfile = serde_yaml::from_str(&text)
+            .with_context(|| format!("identity profile {} is not valid", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let fix = |f: &mut PathBuf| {
+            if f.is_relative() {
+                *f = base.join(&*f);
+            }
+        };
+        fix(&mut p.cert);
+        fix(&mut p.key);
+        fix(&mut p.tls_cert);
+        fix(&mut p.tls_key);
+        p.tls_root_cas.iter_mut().for_each(fix);
+        Ok(p)
+    }
+
+    pub fn signer(&self) -> anyhow::Result<SigningIdentity> {
+        Ok(SigningIdentity::load(&self.msp_id, &self.cert, &self.key)?)
+    }
+
+    pub fn tls(&self) -> anyhow::Result<TlsMaterial> {
+        TlsMaterial::load(&TlsFiles {
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            root_cas: self.tls_root_cas.clone(),
+            admin_root_ca: PathBuf::new(),
+        })
+    }
+}

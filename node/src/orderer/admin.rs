@@ -1,0 +1,151 @@
+//! The admin API: channel participation and live status. Every call needs a TLS client
+//! certificate with OU=admin from the node's own organisation.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use super::registrar::{JoinError, Registrar};
+use crate::identity::Role;
+use crate::proto::admin::{
+    admin_server, ChannelInfo, ChannelStatus, ChannelStatusRequest, JoinChannelRequest,
+    ListChannelsRequest, ListChannelsResponse,
+};
+use crate::proto::common::Block;
+use crate::tls::peer_cert;
+
+pub struct AdminService {
+    pub reg: Arc<Registrar>,
+}
+
+impl AdminService {
+    fn authorize<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let cert =
+            peer_cert(req).ok_or_else(|| Status::unauthenticated("no client TLS certificate"))?;
+        match self.reg.own_org.tls_identity(&cert) {
+            Some((_, Some(Role::Admin))) => Ok(()),
+            _ => Err(Status::permission_denied(format!(
+                "admin calls need a TLS certificate with OU=admin from {}'s TLS CA",
+                self.reg.msp_id
+            ))),
+        }
+    }
+
+    fn chain(&self, channel: &str) -> Result<Arc<super::chain::ChainHandle>, Status> {
+        self.reg.get(channel).ok_or_else(|| {
+            Status::not_found(format!(
+                "channel {channel:?} is not joined on {}",
+                self.reg.name
+            ))
+        })
+    }
+}
+
+fn info(chain: &super::chain::ChainHandle) -> ChannelInfo {
+    ChannelInfo {
+        channel_id: chain.channel_id().to_string(),
+        height: chain.store.height(),
+        consenter: true,
+    }
+}
+
+type StatusStream = Pin<Box<dyn Stream<Item = Result<ChannelStatus, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl admin_server::Admin for AdminService {
+    async fn join_channel(
+        &self,
+        req: Request<JoinChannelRequest>,
+    ) -> Result<Response<ChannelInfo>, Status> {
+        self.authorize(&req)?;
+        let block = Block::decode(&req.into_inner().genesis_block[..]).map_err(|e| {
+            Status::invalid_argument(format!("genesis_block does not decode as a block: {e}"))
+        })?;
+        let reg = self.reg.clone();
+        // Creating the ledger does file I/O.
+        let joined = tokio::task::spawn_blocking(move || reg.join(block))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        match joined {
+            Ok(chain) => {
+                tracing::info!(channel = chain.channel_id(), node = %self.reg.name, "joined channel");
+                Ok(Response::new(info(&chain)))
+            }
+            Err(JoinError::AlreadyJoined(c)) => Err(Status::already_exists(format!(
+                "channel {c} is already joined"
+            ))),
+            Err(JoinError::Invalid(m)) => Err(Status::invalid_argument(m)),
+            Err(e @ JoinError::Internal(_)) => Err(Status::internal(e.to_string())),
+        }
+    }
+
+    async fn list_channels(
+        &self,
+        req: Request<ListChannelsRequest>,
+    ) -> Result<Response<ListChannelsResponse>, Status> {
+        self.authorize(&req)?;
+        Ok(Response::new(ListChannelsResponse {
+            channels: self.reg.list().iter().map(|c| info(c)).collect(),
+        }))
+    }
+
+    async fn channel_status(
+        &self,
+        req: Request<ChannelStatusRequest>,
+    ) -> Result<Response<ChannelStatus>, Status> {
+        self.authorize(&req)?;
+        let chain = self.chain(&req.get_ref().channel_id)?;
+        Ok(Response::new(chain.status().to_proto(
+            &chain.config,
+            chain.node_id,
+            &chain.node_name,
+            &chain.contacts,
+        )))
+    }
+
+    type WatchStatusStream = StatusStream;
+
+    async fn watch_status(
+        &self,
+        req: Request<ChannelStatusRequest>,
+    ) -> Result<Response<StatusStream>, Status> {
+        self.authorize(&req)?;
+        let chain = self.chain(&req.get_ref().channel_id)?;
+        let mut rx = chain.watch_status();
+        let stream = async_stream_of(
+            move |tx: tokio::sync::mpsc::Sender<Result<ChannelStatus, Status>>| async move {
+                loop {
+                    let s = rx.borrow_and_update().clone();
+                    let msg = s.to_proto(
+                        &chain.config,
+                        chain.node_id,
+                        &chain.node_name,
+                        &chain.contacts,
+                    );
+                    if tx.send(Ok(msg)).await.is_err() {
+                        return;
+                    }
+                    tokio::select! {
+                        r = rx.changed() => if r.is_err() { return },
+                        _ = tx.closed() => return,
+                    }
+                }
+            },
+        );
+        Ok(Response::new(stream))
+    }
+}
+
+/// A stream fed by a task.
+fn async_stream_of<F, Fut>(f: F) -> StatusStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<ChannelStatus, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(f(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

@@ -1,0 +1,33 @@
+//! The leader's block numbering: each new block extends the last block it created, which may
+//! still be in flight (proposed but not yet committed).
+
+use prost::Message;
+
+use crate::ledger::store::Tip;
+use crate::ledger::{header_hash, new_block};
+use crate::proto::common::Block;
+
+pub struct BlockCreator {
+    next_number: u64,
+    previous_hash: Vec<u8>,
+}
+
+impl BlockCreator {
+    /// Starts from the ledger's tip (after a new leader has applied its whole log).
+    pub fn new(tip: &Tip) -> Self {
+        Self {
+            next_number: tip.height,
+            previous_hash: tip.last_hash.clone(),
+        }
+    }
+
+    /// The next block holding `transactions`, encoded.
+    pub fn create(&mut self, transactions: Vec<Vec<u8>>) -> (Block, Vec<u8>) {
+        let block = new_block(self.next_number, self.previous_hash.clone(), transactions);
+        let header = block.header.as_ref().expect("new_block sets a header");
+        self.previous_hash = header_hash(header);
+        self.next_number += 1;
+        let bytes = block.encode_to_vec();
+        (block, bytes)
+    }
+}

@@ -1,0 +1,554 @@
+//! One channel's chain: a raft-rs node on a thread of its own that takes submissions, cuts
+//! and proposes blocks while it leads, and applies committed blocks to the ledger.
+//!
+//! The async gRPC side talks to the thread through [`ChainHandle`]: events in, status out.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use raft::prelude::{Message, MessageType};
+use raft::{RawNode, StateRole};
+use redb::Database;
+use tokio::sync::{oneshot, watch};
+
+use super::blockcreator::BlockCreator;
+use super::blockcutter::{BlockCutter, Pending};
+use super::status::{ChainStatus, Contacts};
+use super::storage::RaftStorage;
+use super::transport::{PeerState, Transport};
+use crate::identity::{MspSet, Policy};
+use crate::ledger::BlockStore;
+use crate::proto::admin::Role;
+use crate::proto::common::{BatchOptions, ChannelConfig, RaftOptions};
+
+pub enum Event {
+    Step(Box<Message>),
+    Submit(Submission),
+    Stop,
+}
+
+pub struct Submission {
+    pub tx_id: String,
+    pub envelope: Vec<u8>,
+    pub reply: oneshot::Sender<Outcome>,
+}
+
+/// How a submission ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// In a block that a majority has persisted.
+    Ordered { block: u64 },
+    /// Not ordered (no leader, leadership lost, not the leader): safe to retry, because
+    /// a transaction id is ordered at most once.
+    Unavailable(String),
+}
+
+/// The async side's view of a running chain.
+pub struct ChainHandle {
+    pub config: ChannelConfig,
+    pub node_id: u64,
+    pub node_name: String,
+    pub store: Arc<BlockStore>,
+    pub msps: MspSet,
+    pub writers: Policy,
+    pub readers: Policy,
+    pub contacts: Contacts,
+    events: mpsc::Sender<Event>,
+    status: watch::Receiver<ChainStatus>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl ChainHandle {
+    /// Opens (or creates) the chain's storage under `dir` and starts its thread.
+    pub fn start(
+        config: ChannelConfig,
+        node_id: u64,
+        node_name: &str,
+        dir: &std::path::Path,
+        transport: Arc<Transport>,
+        runtime: tokio::runtime::Handle,
+        genesis: Option<&crate::proto::common::Block>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let msps = MspSet::new(&config.organizations)?;
+        let policies = config.policies.clone().unwrap_or_default();
+        let writers: Policy = policies
+            .writers
+            .parse()
+            .with_context(|| format!("channel {} writers policy", config.channel_id))?;
+        let readers: Policy = policies
+            .readers
+            .parse()
+            .with_context(|| format!("channel {} readers policy", config.channel_id))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let db = Arc::new(
+            Database::create(dir.join("ledger.redb"))
+                .with_context(|| format!("cannot open ledger in {}", dir.display()))?,
+        );
+        let store = Arc::new(BlockStore::open(db.clone())?);
+        if store.height() == 0 {
+            let genesis = genesis.context("channel has no ledger and no genesis block")?;
+            super::apply::write_genesis(&store, &db, genesis)?;
+        }
+        let voters: Vec<u64> = config.consenters.iter().map(|c| c.id).collect();
+        let (storage, applied) = RaftStorage::open(db, &voters)?;
+        let raft_opts = config.raft.unwrap_or_default();
+        let raft_cfg = raft::Config {
+            id: node_id,
+            election_tick: raft_opts.election_tick as usize,
+            heartbeat_tick: raft_opts.heartbeat_tick as usize,
+            applied,
+            max_size_per_msg: 4 << 20,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            ..Default::default()
+        };
+        raft_cfg.validate().context("invalid Raft options")?;
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let raw = RawNode::new(&raft_cfg, storage, &logger)?;
+
+        let (events_tx, events_rx) = mpsc::channel();
+        let (status_tx, status_rx) = watch::channel(ChainStatus::default());
+        let contacts = Contacts::default();
+        let addrs = config
+            .consenters
+            .iter()
+            .map(|c| (c.id, format!("{}:{}", c.host, c.port)))
+            .collect();
+        let chain = Chain {
+            channel: config.channel_id.clone(),
+            id: node_id,
+            raw,
+            store: store.clone(),
+            addrs,
+            transport,
+            runtime,
+            raft_opts,
+            cutter: BlockCutter::new(&config.batch.unwrap_or_default()),
+            creator: None,
+            leader_start_index: 0,
+            ready_batches: VecDeque::new(),
+            inflight: VecDeque::new(),
+            waiters: HashMap::new(),
+            queued: HashSet::new(),
+            orphans: Vec::new(),
+            status_tx,
+            contacts: contacts.clone(),
+            last_leader: 0,
+            last_role: StateRole::Follower,
+            bytes_since_snapshot: 0,
+            fast_campaign_term: 0,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("chain-{}", config.channel_id))
+            .spawn(move || chain.run(events_rx))?;
+        Ok(Arc::new(Self {
+            config,
+            node_id,
+            node_name: node_name.to_string(),
+            store,
+            msps,
+            writers,
+            readers,
+            contacts,
+            events: events_tx,
+            status: status_rx,
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+
+    pub fn channel_id(&self) -> &str {
+        &self.config.channel_id
+    }
+
+    pub fn status(&self) -> ChainStatus {
+        self.status.borrow().clone()
+    }
+
+    pub fn watch_status(&self) -> watch::Receiver<ChainStatus> {
+        self.status.clone()
+    }
+
+    pub fn batch_options(&self) -> BatchOptions {
+        self.config.batch.unwrap_or_default()
+    }
+
+    pub fn consenter_addr(&self, id: u64) -> Option<String> {
+        self.config
+            .consenters
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| format!("{}:{}", c.host, c.port))
+    }
+
+    pub fn step(&self, msg: Message) {
+        let _ = self.events.send(Event::Step(Box::new(msg)));
+    }
+
+    /// Hands a validated envelope to the chain; the answer comes once it is ordered or cannot be.
+    pub fn submit(&self, tx_id: String, envelope: Vec<u8>) -> oneshot::Receiver<Outcome> {
+        let (reply, rx) = oneshot::channel();
+        if let Err(mpsc::SendError(Event::Submit(s))) =
+            self.events.send(Event::Submit(Submission {
+                tx_id,
+                envelope,
+                reply,
+            }))
+        {
+            let _ = s
+                .reply
+                .send(Outcome::Unavailable("channel is shutting down".into()));
+        }
+        rx
+    }
+
+    pub fn stop(&self) {
+        let _ = self.events.send(Event::Stop);
+        if let Some(t) = self.thread.lock().expect("thread").take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The chain's thread state.
+pub(super) struct Chain {
+    pub(super) channel: String,
+    pub(super) id: u64,
+    pub(super) raw: RawNode<RaftStorage>,
+    pub(super) store: Arc<BlockStore>,
+    pub(super) addrs: HashMap<u64, String>,
+    pub(super) transport: Arc<Transport>,
+    pub(super) runtime: tokio::runtime::Handle,
+    pub(super) raft_opts: RaftOptions,
+    cutter: BlockCutter,
+    /// Set while leading, once the log of earlier terms is applied.
+    creator: Option<BlockCreator>,
+    leader_start_index: u64,
+    /// Cut batches waiting for room among the in-flight blocks.
+    ready_batches: VecDeque<Vec<Pending>>,
+    /// Numbers of proposed blocks not yet applied.
+    pub(super) inflight: VecDeque<u64>,
+    pub(super) waiters: HashMap<String, Vec<oneshot::Sender<Outcome>>>,
+    /// Tx ids cut or proposed by this leader and not yet applied.
+    pub(super) queued: HashSet<String>,
+    /// Tx ids proposed before leadership was lost: given up on after a deadline.
+    orphans: Vec<(Instant, Vec<String>)>,
+    status_tx: watch::Sender<ChainStatus>,
+    contacts: Contacts,
+    last_leader: u64,
+    last_role: StateRole,
+    pub(super) bytes_since_snapshot: u64,
+    fast_campaign_term: u64,
+}
+
+impl Chain {
+    fn tick_interval(&self) -> Duration {
+        Duration::from_millis(self.raft_opts.tick_interval_ms.max(1))
+    }
+
+    fn election_timeout(&self) -> Duration {
+        self.tick_interval() * self.raft_opts.election_tick.max(1)
+    }
+
+    fn run(mut self, events: mpsc::Receiver<Event>) {
+        let tick = self.tick_interval();
+        let mut next_tick = Instant::now() + tick;
+        self.publish_status();
+        loop {
+            let now = Instant::now();
+            let mut wake = next_tick;
+            if let Some(d) = self.cutter.deadline().filter(|_| self.creator.is_some()) {
+                wake = wake.min(d);
+            }
+            match events.recv_timeout(wake.saturating_duration_since(now)) {
+                Ok(ev) => {
+                    if !self.handle(ev) {
+                        break;
+                    }
+                    // Take everything queued before one Ready: one fsync covers many.
+                    for ev in events.try_iter().take(50_000) {
+                        if !self.handle(ev) {
+                            return self.shutdown();
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.raw.tick();
+                next_tick += tick;
+                if next_tick < now {
+                    next_tick = now + tick;
+                }
+                self.on_tick();
+            }
+            if self.creator.is_some() && self.cutter.deadline().is_some_and(|d| d <= now) {
+                let batch = self.cutter.cut();
+                self.ready_batches.push_back(batch);
+            }
+            self.propose_batches();
+            if let Err(e) = self.on_ready() {
+                tracing::error!(channel = %self.channel, error = format!("{e:#}"), "storage failure; stopping the chain");
+                break;
+            }
+            self.on_role_change();
+            self.propose_batches();
+            self.publish_status();
+        }
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        for (_, ws) in self.waiters.drain() {
+            for w in ws {
+                let _ = w.send(Outcome::Unavailable("orderer is shutting down".into()));
+            }
+        }
+    }
+
+    /// False to stop.
+    fn handle(&mut self, ev: Event) -> bool {
+        match ev {
+            Event::Step(m) => {
+                let from = m.from;
+                if let Err(e) = self.raw.step(*m) {
+                    tracing::debug!(channel = %self.channel, from, error = %e, "raft step failed");
+                }
+            }
+            Event::Submit(s) => self.on_submit(s),
+            Event::Stop => return false,
+        }
+        true
+    }
+
+    fn on_submit(&mut self, s: Submission) {
+        if self.raw.raft.state != StateRole::Leader {
+            let _ = s.reply.send(Outcome::Unavailable(self.no_leader_reason()));
+            return;
+        }
+        match self.store.block_of_tx(&s.tx_id) {
+            Ok(Some(block)) => {
+                let _ = s.reply.send(Outcome::Ordered { block });
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = s
+                    .reply
+                    .send(Outcome::Unavailable(format!("ledger read failed: {e:#}")));
+                return;
+            }
+        }
+        self.waiters
+            .entry(s.tx_id.clone())
+            .or_default()
+            .push(s.reply);
+        if !self.queued.insert(s.tx_id.clone()) {
+            return; // Already on its way: this caller waits for the same outcome.
+        }
+        let batches = self.cutter.ordered(Pending {
+            tx_id: s.tx_id,
+            envelope: s.envelope,
+        });
+        self.ready_batches.extend(batches);
+    }
+
+    pub(super) fn no_leader_reason(&self) -> String {
+        match self.raw.raft.leader_id {
+            0 => "no Raft leader".to_string(),
+            id => format!("not the leader; the leader is {id}"),
+        }
+    }
+
+    /// Proposes cut batches as blocks while there is room among in-flight blocks.
+    fn propose_batches(&mut self) {
+        let max = self.raft_opts.max_inflight_blocks.max(1) as usize;
+        while self.inflight.len() < max {
+            let Some(creator) = self.creator.as_mut() else {
+                return;
+            };
+            let Some(batch) = self.ready_batches.pop_front() else {
+                return;
+            };
+            let txs: Vec<Vec<u8>> = batch.into_iter().map(|p| p.envelope).collect();
+            let (block, bytes) = creator.create(txs);
+            let number = block.header.as_ref().map(|h| h.number).unwrap_or_default();
+            if let Err(e) = self.raw.propose(Vec::new(), bytes) {
+                tracing::warn!(channel = %self.channel, block = number, error = %e, "proposal dropped");
+                // The creator has moved past a block that will not exist: rebuild it.
+                self.lose_leadership("proposal dropped; retry");
+                return;
+            }
+            self.inflight.push_back(number);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        self.orphans.retain(|(deadline, ids)| {
+            if *deadline <= now {
+                expired.extend(ids.iter().cloned());
+                false
+            } else {
+                true
+            }
+        });
+        for id in expired {
+            self.queued.remove(&id);
+            for w in self.waiters.remove(&id).unwrap_or_default() {
+                let _ = w.send(Outcome::Unavailable(
+                    "leadership changed before the transaction was committed; retry (a transaction is ordered at most once)".into(),
+                ));
+            }
+        }
+        self.maybe_fast_campaign();
+    }
+
+    /// A follower whose connection to the leader broke does not wait out the election timeout:
+    /// it campaigns at once (as a leadership transfer, so that peers still in the dead leader's
+    /// lease vote). Followers take turns by rank so that their votes do not split.
+    fn maybe_fast_campaign(&mut self) {
+        let leader = self.raw.raft.leader_id;
+        let term = self.raw.raft.term;
+        if self.raw.raft.state != StateRole::Follower
+            || leader == 0
+            || self.fast_campaign_term == term
+        {
+            return;
+        }
+        let Some(addr) = self.addrs.get(&leader) else {
+            return;
+        };
+        let PeerState::Down(since) = self.transport.state(addr) else {
+            return;
+        };
+        // Still hearing from it: the outage is one-sided or over.
+        if self
+            .contacts
+            .since(leader)
+            .is_some_and(|d| d < since.elapsed())
+        {
+            return;
+        }
+        let mut others: Vec<u64> = self
+            .addrs
+            .keys()
+            .copied()
+            .filter(|&id| id != leader)
+            .collect();
+        others.sort_unstable();
+        let rank = others.iter().position(|&id| id == self.id).unwrap_or(0) as u32;
+        let wait = self.tick_interval() * 2 * rank;
+        if since.elapsed() < wait {
+            return;
+        }
+        self.fast_campaign_term = term;
+        tracing::info!(channel = %self.channel, node = self.id, leader, "connection to the leader is broken; campaigning");
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgTimeoutNow);
+        m.from = leader;
+        m.to = self.id;
+        let _ = self.raw.step(m);
+    }
+
+    fn on_role_change(&mut self) {
+        let role = self.raw.raft.state;
+        let leader = self.raw.raft.leader_id;
+        if leader != self.last_leader {
+            tracing::info!(
+                "Raft leader changed: {} -> {} channel={} node={}",
+                self.last_leader,
+                leader,
+                self.channel,
+                self.id
+            );
+            self.last_leader = leader;
+        }
+        if role != self.last_role {
+            if role == StateRole::Leader {
+                self.leader_start_index = self.raw.raft.raft_log.last_index();
+                self.creator = None;
+            } else if self.last_role == StateRole::Leader {
+                self.lose_leadership("leadership lost; retry");
+            }
+            self.last_role = role;
+        }
+        if role == StateRole::Leader
+            && self.creator.is_none()
+            && self.raw.raft.raft_log.applied >= self.leader_start_index
+        {
+            let tip = self.store.tip();
+            tracing::info!(channel = %self.channel, node = self.id, height = tip.height, "leader ready to cut blocks");
+            self.creator = Some(BlockCreator::new(&tip));
+        }
+    }
+
+    /// Gives up what was not yet proposed; what was proposed may still commit.
+    fn lose_leadership(&mut self, why: &str) {
+        self.creator = None;
+        let mut dropped: Vec<Pending> = self.cutter.cut();
+        dropped.extend(self.ready_batches.drain(..).flatten());
+        for p in dropped {
+            self.queued.remove(&p.tx_id);
+            for w in self.waiters.remove(&p.tx_id).unwrap_or_default() {
+                let _ = w.send(Outcome::Unavailable(why.to_string()));
+            }
+        }
+        if !self.queued.is_empty() {
+            let deadline = Instant::now() + self.election_timeout() * 2;
+            self.orphans
+                .push((deadline, self.queued.iter().cloned().collect()));
+        }
+        self.inflight.clear();
+    }
+
+    fn publish_status(&mut self) {
+        let r = &self.raw.raft;
+        let timeout = self.election_timeout();
+        let role = match r.state {
+            StateRole::Leader => Role::Leader,
+            StateRole::Candidate => Role::Candidate,
+            StateRole::PreCandidate => Role::PreCandidate,
+            StateRole::Follower => Role::Follower,
+        };
+        let mut active: Vec<u64> = self
+            .addrs
+            .keys()
+            .copied()
+            .filter(|&id| id == self.id || self.contacts.since(id).is_some_and(|d| d < timeout))
+            .collect();
+        active.sort_unstable();
+        let majority = self.addrs.len() / 2 + 1;
+        let quorum = match r.state {
+            StateRole::Leader => active.len() >= majority,
+            _ => r.leader_id != 0 && active.contains(&r.leader_id),
+        };
+        let tip = self.store.tip();
+        let status = ChainStatus {
+            role,
+            leader_id: r.leader_id,
+            term: r.term,
+            commit_index: r.raft_log.committed,
+            applied_index: r.raft_log.applied,
+            height: tip.height,
+            last_hash: tip.last_hash,
+            active,
+            quorum,
+        };
+        self.status_tx.send_if_modified(|s| {
+            if *s == status {
+                false
+            } else {
+                *s = status;
+                true
+            }
+        });
+    }
+}

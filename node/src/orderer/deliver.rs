@@ -1,0 +1,123 @@
+//! Deliver: streams a channel's blocks from `start` to `stop`, or follows new blocks as they
+//! are written. Readers are members of the channel's organisations (by TLS certificate).
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::registrar::Registrar;
+use crate::proto::common::Status;
+use crate::proto::orderer::{
+    deliver_response::Type, DeliverRequest, DeliverResponse, SeekBehavior,
+};
+
+pub type DeliverStream = ReceiverStream<Result<DeliverResponse, tonic::Status>>;
+
+fn status(s: Status, info: impl Into<String>) -> DeliverResponse {
+    DeliverResponse {
+        r#type: Some(Type::Status(s as i32)),
+        info: info.into(),
+    }
+}
+
+pub fn serve(
+    reg: Arc<Registrar>,
+    req: DeliverRequest,
+    peer_cert: Option<Vec<u8>>,
+) -> DeliverStream {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        let end = match stream_blocks(&reg, &req, peer_cert, &tx).await {
+            Ok(end) => end,
+            Err(()) => return, // The client went away.
+        };
+        let _ = tx.send(Ok(end)).await;
+    });
+    ReceiverStream::new(rx)
+}
+
+type Tx = mpsc::Sender<Result<DeliverResponse, tonic::Status>>;
+
+/// Sends blocks; returns the final status message, or Err when the client is gone.
+async fn stream_blocks(
+    reg: &Registrar,
+    req: &DeliverRequest,
+    peer_cert: Option<Vec<u8>>,
+    tx: &Tx,
+) -> Result<DeliverResponse, ()> {
+    let Some(chain) = reg.get(&req.channel_id) else {
+        return Ok(status(
+            Status::NotFound,
+            format!(
+                "channel {:?} does not exist on this orderer",
+                req.channel_id
+            ),
+        ));
+    };
+    let member = peer_cert
+        .as_deref()
+        .and_then(|der| chain.msps.tls_identity(der))
+        .is_some();
+    if !member {
+        return Ok(status(
+            Status::Forbidden,
+            format!(
+                "the client's TLS certificate is not from an organisation of channel {}",
+                req.channel_id
+            ),
+        ));
+    }
+    if let Some(stop) = req.stop {
+        if stop < req.start {
+            return Ok(status(
+                Status::BadRequest,
+                format!("stop {stop} is before start {}", req.start),
+            ));
+        }
+    }
+    let wait = req.behavior != SeekBehavior::FailIfNotReady as i32;
+    let mut heights = chain.store.watch_height();
+    let mut next = req.start;
+    loop {
+        if req.stop.is_some_and(|stop| next > stop) {
+            return Ok(status(Status::Success, ""));
+        }
+        if next < chain.store.height() {
+            let block = match chain.store.get(next) {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    return Ok(status(Status::NotFound, format!("block {next} is missing")))
+                }
+                Err(e) => {
+                    return Ok(status(
+                        Status::InternalServerError,
+                        format!("reading block {next}: {e:#}"),
+                    ))
+                }
+            };
+            let msg = DeliverResponse {
+                r#type: Some(Type::Block(block)),
+                info: String::new(),
+            };
+            tx.send(Ok(msg)).await.map_err(|_| ())?;
+            next += 1;
+            continue;
+        }
+        if !wait {
+            return Ok(status(
+                Status::NotFound,
+                format!(
+                    "block {next} is not yet written (height {})",
+                    chain.store.height()
+                ),
+            ));
+        }
+        tokio::select! {
+            changed = heights.changed() => if changed.is_err() {
+                return Ok(status(Status::ServiceUnavailable, "channel stopped"));
+            },
+            _ = tx.closed() => return Err(()),
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The channels an orderer serves: joining new ones from their genesis block (channel
+//! participation, no system channel) and reopening joined ones after a restart.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use anyhow::{bail, Context};
+use prost::Message;
+
+use super::chain::ChainHandle;
+use super::transport::Transport;
+use crate::identity::{MspSet, Policy};
+use crate::ledger::channel_config;
+use crate::proto::common::{Block, ChannelConfig, Organization};
+use crate::tls::{pem_to_der, TlsMaterial};
+
+pub struct Registrar {
+    pub name: String,
+    pub msp_id: String,
+    data_dir: PathBuf,
+    tls_der: Vec<u8>,
+    pub transport: Arc<Transport>,
+    runtime: tokio::runtime::Handle,
+    chains: RwLock<HashMap<String, Arc<ChainHandle>>>,
+    /// The node's own organisation, for checking admin certificates.
+    pub own_org: MspSet,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("channel {0} is already joined")]
+    AlreadyJoined(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0:#}")]
+    Internal(anyhow::Error),
+}
+
+const GENESIS_FILE: &str = "genesis.block";
+
+impl Registrar {
+    pub fn open(
+        name: &str,
+        msp_id: &str,
+        data_dir: PathBuf,
+        tls: TlsMaterial,
+        admin_root_pem: Vec<u8>,
+        runtime: tokio::runtime::Handle,
+    ) -> anyhow::Result<Arc<Self>> {
+        let tls_der = pem_to_der(&tls.cert_pem).context("TLS certificate is not PEM")?;
+        let own_org = MspSet::new(&[Organization {
+            msp_id: msp_id.to_string(),
+            root_cert_pem: admin_root_pem.clone(),
+            tls_root_cert_pem: admin_root_pem,
+        }])
+        .context("tls.adminRootCA")?;
+        let reg = Arc::new(Self {
+            name: name.to_string(),
+            msp_id: msp_id.to_string(),
+            data_dir,
+            tls_der,
+            transport: Arc::new(Transport::new(tls, runtime.clone())),
+            runtime,
+            chains: RwLock::new(HashMap::new()),
+            own_org,
+        });
+        let channels = reg.data_dir.join("channels");
+        if channels.is_dir() {
+            for entry in std::fs::read_dir(&channels)? {
+                let dir = entry?.path();
+                let genesis = dir.join(GENESIS_FILE);
+                if !genesis.is_file() {
+                    continue;
+                }
+                let bytes = std::fs::read(&genesis)?;
+                let block = Block::decode(&bytes[..])
+                    .with_context(|| format!("{} is corrupt", genesis.display()))?;
+                let cfg = channel_config(&block).map_err(anyhow::Error::msg)?;
+                reg.start_chain(cfg, None)?;
+            }
+        }
+        Ok(reg)
+    }
+
+    pub fn get(&self, channel: &str) -> Option<Arc<ChainHandle>> {
+        self.chains.read().expect("chains").get(channel).cloned()
+    }
+
+    pub fn list(&self) -> Vec<Arc<ChainHandle>> {
+        let mut v: Vec<_> = self
+            .chains
+            .read()
+            .expect("chains")
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.channel_id().cmp(b.channel_id()));
+        v
+    }
+
+    fn my_consenter_id(&self, cfg: &ChannelConfig) -> Option<u64> {
+        cfg.consenters
+            .iter()
+            .find(|c| pem_to_der(&c.tls_cert_pem).as_deref() == Some(&self.tls_der[..]))
+            .map(|c| c.id)
+    }
+
+    fn start_chain(
+        &self,
+        cfg: ChannelConfig,
+        genesis: Option<&Block>,
+    ) -> anyhow::Result<Arc<ChainHandle>> {
+        let id = self.my_consenter_id(&cfg).with_context(|| {
+            format!(
+                "this orderer's TLS certificate is not among the consenters of channel {}",
+                cfg.channel_id
+            )
+        })?;
+        let dir = self.data_dir.join("channels").join(&cfg.channel_id);
+        let channel = cfg.channel_id.clone();
+        let chain = ChainHandle::start(
+            cfg,
+            id,
+            &self.name,
+            &dir,
+            self.transport.clone(),
+            self.runtime.clone(),
+            genesis,
+        )?;
+        self.chains
+            .write()
+            .expect("chains")
+            .insert(channel, chain.clone());
+        Ok(chain)
+    }
+
+    /// Joins the channel whose genesis block this is.
+    pub fn join(&self, genesis: Block) -> Result<Arc<ChainHandle>, JoinError> {
+        let cfg = channel_config(&genesis).map_err(JoinError::Invalid)?;
+        check_config(&cfg).map_err(|e| JoinError::Invalid(format!("{e:#}")))?;
+        if self.get(&cfg.channel_id).is_some() {
+            return Err(JoinError::AlreadyJoined(cfg.channel_id));
+        }
+        if self.my_consenter_id(&cfg).is_none() {
+            return Err(JoinError::Invalid(format!(
+                "this orderer ({}) is not a consenter of channel {}: its TLS certificate is not in the consenter list",
+                self.name, cfg.channel_id
+            )));
+        }
+        let dir = self.data_dir.join("channels").join(&cfg.channel_id);
+        std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::write(dir.join(GENESIS_FILE), genesis.encode_to_vec()))
+            .map_err(|e| JoinError::Internal(e.into()))?;
+        self.start_chain(cfg, Some(&genesis))
+            .map_err(JoinError::Internal)
+    }
+
+    pub fn shutdown(&self) {
+        for chain in self.list() {
+            chain.stop();
+        }
+    }
+}
+
+/// Channel names as Fabric allows them.
+pub fn check_channel_name(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() < 250
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    if !ok {
+        bail!("channel name {name:?} is invalid: use lowercase letters, digits, '.' and '-', starting with a letter, under 250 characters");
+    }
+    Ok(())
+}
+
+/// Refuses a configuration the chain could not run with, naming the field.
+pub fn check_config(cfg: &ChannelConfig) -> anyhow::Result<()> {
+    check_channel_name(&cfg.channel_id)?;
+    if cfg.consenters.is_empty() {
+        bail!("consenters: a channel needs at least one consenter");
+    }
+    let mut ids: Vec<u64> = cfg.consenters.iter().map(|c| c.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() != cfg.consenters.len() || ids.contains(&0) {
+        bail!("consenters: ids must be unique and non-zero");
+    }
+    let raft = cfg.raft.as_ref().context("raft options are missing")?;
+    if raft.tick_interval_ms == 0 {
+        bail!("raft.tickInterval must be positive");
+    }
+    if raft.heartbeat_tick == 0 || raft.election_tick <= raft.heartbeat_tick {
+        bail!("raft.electionTick ({}) must be greater than raft.heartbeatTick ({}), which must be positive", raft.election_tick, raft.heartbeat_tick);
+    }
+    if raft.max_inflight_blocks == 0 {
+        bail!("raft.maxInflightBlocks must be positive");
+    }
+    let batch = cfg.batch.as_ref().context("batch options are missing")?;
+    if batch.max_message_count == 0
+        || batch.absolute_max_bytes == 0
+        || batch.preferred_max_bytes == 0
+    {
+        bail!("batch: maxMessageCount, preferredMaxBytes and absoluteMaxBytes must be positive");
+    }
+    if batch.preferred_max_bytes > batch.absolute_max_bytes {
+        bail!("batch.preferredMaxBytes must not exceed batch.absoluteMaxBytes");
+    }
+    let msps = MspSet::new(&cfg.organizations).context("organizations")?;
+    for c in &cfg.consenters {
+        if !msps.contains(&c.msp_id) {
+            bail!(
+                "consenter {} belongs to {}, which is not among the channel's organizations",
+                c.name,
+                c.msp_id
+            );
+        }
+    }
+    let policies = cfg.policies.as_ref().context("policies are missing")?;
+    for (name, text) in [
+        ("writers", &policies.writers),
+        ("readers", &policies.readers),
+        ("admins", &policies.admins),
+    ] {
+        let p: Policy = text.parse().with_context(|| format!("policies.{name}"))?;
+        for msp in p.msp_ids() {
+            if !msps.contains(&msp) {
+                bail!(
+                    "policies.{name} names {msp}, which is not among the channel's organizations"
+                );
+            }
+        }
+    }
+    Ok(())
+}

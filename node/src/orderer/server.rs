@@ -1,0 +1,106 @@
+//! Runs an orderer: one TLS listener serving broadcast, deliver, cluster and admin.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::admin::AdminService;
+use super::cluster::ClusterService;
+use super::registrar::Registrar;
+use super::{broadcast, deliver};
+use crate::config::NodeConfig;
+use crate::proto::admin::admin_server::AdminServer;
+use crate::proto::cluster::cluster_server::ClusterServer;
+use crate::proto::common::Envelope;
+use crate::proto::orderer::atomic_broadcast_server::{AtomicBroadcast, AtomicBroadcastServer};
+use crate::proto::orderer::DeliverRequest;
+use crate::tls::{peer_cert, TlsMaterial};
+
+const MAX_MESSAGE: usize = 256 << 20;
+
+struct BroadcastService {
+    reg: Arc<Registrar>,
+}
+
+#[tonic::async_trait]
+impl AtomicBroadcast for BroadcastService {
+    type BroadcastStream = broadcast::ResponseStream;
+    type DeliverStream = deliver::DeliverStream;
+
+    async fn broadcast(
+        &self,
+        req: Request<Streaming<Envelope>>,
+    ) -> Result<Response<Self::BroadcastStream>, Status> {
+        Ok(Response::new(broadcast::serve(
+            self.reg.clone(),
+            req.into_inner(),
+        )))
+    }
+
+    async fn deliver(
+        &self,
+        req: Request<DeliverRequest>,
+    ) -> Result<Response<Self::DeliverStream>, Status> {
+        let cert = peer_cert(&req);
+        Ok(Response::new(deliver::serve(
+            self.reg.clone(),
+            req.into_inner(),
+            cert,
+        )))
+    }
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let tls = TlsMaterial::load(&cfg.tls)?;
+    let admin_root = std::fs::read(&cfg.tls.admin_root_ca).with_context(|| {
+        format!(
+            "cannot read tls.adminRootCA {}",
+            cfg.tls.admin_root_ca.display()
+        )
+    })?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create dataDir {}", cfg.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen_address)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is the port in use?)",
+                cfg.listen_address
+            )
+        })?;
+    let server_tls = tls.server_config();
+    let runtime = tokio::runtime::Handle::current();
+    let (name, msp, data_dir) = (cfg.name.clone(), cfg.msp_id.clone(), cfg.data_dir.clone());
+    let reg = tokio::task::spawn_blocking(move || {
+        Registrar::open(&name, &msp, data_dir, tls, admin_root, runtime)
+    })
+    .await??;
+    tracing::info!(node = %cfg.name, address = %cfg.listen_address, channels = reg.list().len(), "orderer started");
+    let result = tonic::transport::Server::builder()
+        .tls_config(server_tls)?
+        .tcp_nodelay(true)
+        .add_service(
+            AtomicBroadcastServer::new(BroadcastService { reg: reg.clone() })
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(
+            ClusterServer::new(ClusterService { reg: reg.clone() })
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(
+            AdminServer::new(AdminService { reg: reg.clone() })
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+    let r2 = reg.clone();
+    tokio::task::spawn_blocking(move || r2.shutdown()).await?;
+    result.context("server failed")
+}

@@ -1,0 +1,149 @@
+//! Outbound Raft traffic: one long-lived `Step` stream per remote orderer, shared by all
+//! channels. Messages to a peer that is down are dropped (Raft resends), and the peer's state
+//! is visible so that a chain can notice a dead leader at once instead of waiting out an
+//! election timeout.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+use crate::proto::cluster::{cluster_client::ClusterClient, StepRequest};
+use crate::tls::TlsMaterial;
+
+const QUEUE: usize = 8192;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerState {
+    Connecting,
+    Connected,
+    /// Down since this instant (the stream broke or the dial failed).
+    Down(Instant),
+}
+
+struct Peer {
+    queue: mpsc::Sender<StepRequest>,
+    state: Arc<Mutex<PeerState>>,
+    channel: Channel,
+}
+
+pub struct Transport {
+    tls: TlsMaterial,
+    runtime: tokio::runtime::Handle,
+    peers: Mutex<HashMap<String, Arc<Peer>>>,
+}
+
+impl Transport {
+    pub fn new(tls: TlsMaterial, runtime: tokio::runtime::Handle) -> Self {
+        Self {
+            tls,
+            runtime,
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn tls(&self) -> &TlsMaterial {
+        &self.tls
+    }
+
+    fn peer(&self, addr: &str) -> anyhow::Result<Arc<Peer>> {
+        let mut peers = self.peers.lock().expect("peers lock");
+        if let Some(p) = peers.get(addr) {
+            return Ok(p.clone());
+        }
+        let channel = {
+            let _guard = self.runtime.enter();
+            self.tls.channel(addr)?
+        };
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let state = Arc::new(Mutex::new(PeerState::Connecting));
+        self.runtime.spawn(run_stream(
+            channel.clone(),
+            rx,
+            state.clone(),
+            addr.to_string(),
+        ));
+        let peer = Arc::new(Peer {
+            queue,
+            state,
+            channel,
+        });
+        peers.insert(addr.to_string(), peer.clone());
+        Ok(peer)
+    }
+
+    /// Queues a Raft message for `addr`. False when the peer is known to be down or its queue
+    /// is full: the caller reports it unreachable to Raft.
+    pub fn send(&self, addr: &str, msg: StepRequest) -> bool {
+        let Ok(peer) = self.peer(addr) else {
+            return false;
+        };
+        let down = matches!(*peer.state.lock().expect("state"), PeerState::Down(_));
+        peer.queue.try_send(msg).is_ok() && !down
+    }
+
+    pub fn state(&self, addr: &str) -> PeerState {
+        match self.peer(addr) {
+            Ok(p) => *p.state.lock().expect("state"),
+            Err(_) => PeerState::Down(Instant::now()),
+        }
+    }
+
+    /// A channel to `addr` for unary calls and block pulling (shares the connection).
+    pub fn channel(&self, addr: &str) -> anyhow::Result<Channel> {
+        Ok(self.peer(addr)?.channel.clone())
+    }
+}
+
+fn set(state: &Mutex<PeerState>, s: PeerState) {
+    let mut st = state.lock().expect("state");
+    // Keep the first instant of an outage.
+    if !(matches!(*st, PeerState::Down(_)) && matches!(s, PeerState::Down(_))) {
+        *st = s;
+    }
+}
+
+async fn run_stream(
+    channel: Channel,
+    mut rx: mpsc::Receiver<StepRequest>,
+    state: Arc<Mutex<PeerState>>,
+    addr: String,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        // Wait for something to send before dialling.
+        let Some(first) = rx.recv().await else { return };
+        let (tx, stream_rx) = mpsc::channel::<StepRequest>(QUEUE);
+        let _ = tx.try_send(first);
+        let mut client = ClusterClient::new(channel.clone());
+        let mut call = Box::pin(async move { client.step(ReceiverStream::new(stream_rx)).await });
+        // Marked connected only once the stream has lived a while: a dial to a dead peer
+        // fails within the connect timeout.
+        let settle = tokio::time::sleep(Duration::from_millis(1500));
+        tokio::pin!(settle);
+        let mut settled = false;
+        let broke = loop {
+            tokio::select! {
+                res = &mut call => break res.err(),
+                _ = &mut settle, if !settled => {
+                    settled = true;
+                    set(&state, PeerState::Connected);
+                    backoff = Duration::from_millis(50);
+                }
+                msg = rx.recv() => match msg {
+                    None => return,
+                    Some(m) => if tx.send(m).await.is_err() { break None },
+                },
+            }
+        };
+        set(&state, PeerState::Down(Instant::now()));
+        tracing::debug!(peer = %addr, error = ?broke, "cluster stream to peer ended");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_millis(500));
+        // Messages queued while down are stale: Raft will resend what matters.
+        while rx.try_recv().is_ok() {}
+    }
+}

@@ -1,0 +1,57 @@
+//! A killed orderer recovers from its own storage; one that missed many snapshots catches up
+//! from a snapshot plus blocks pulled from the others.
+
+use raftnet_node::ledger::header_hash;
+use raftnet_node::network::ordering::OrderingSpec;
+
+use crate::support::{self, TIMEOUT};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_far_behind_orderer_catches_up_through_a_snapshot() {
+    let mut spec = OrderingSpec {
+        orderers: 3,
+        ..Default::default()
+    };
+    // Small snapshots and blocks, so that the log is compacted many times.
+    spec.raft.snapshot_interval_size = 8 * 1024;
+    spec.batch.max_message_count = 10;
+    let mut net = support::start(spec).await;
+    let leader = net
+        .cluster
+        .wait_leader(&net.admin, &[], TIMEOUT)
+        .await
+        .unwrap();
+    let lagger = (0..3).find(|&i| i as u64 + 1 != leader).unwrap();
+    let other = (0..3)
+        .find(|&i| i != lagger && i as u64 + 1 != leader)
+        .unwrap();
+
+    net.submit(other, 20, 256).await;
+    net.cluster.kill(lagger).unwrap();
+    let acked = net.submit(other, 300, 256).await;
+    assert_eq!(acked.len(), 300);
+    let height = net
+        .admin
+        .status(&net.addr(other), &net.channel())
+        .await
+        .unwrap()
+        .height;
+
+    net.cluster.start(lagger).unwrap();
+    net.wait_height(lagger, height).await;
+    let a = net.blocks(lagger).await;
+    let b = net.blocks(other).await;
+    let n = height as usize;
+    assert!(a.len() >= n && b.len() >= n);
+    assert_eq!(
+        header_hash(a[n - 1].header.as_ref().unwrap()),
+        header_hash(b[n - 1].header.as_ref().unwrap())
+    );
+    // The restarted node takes part again: new transactions reach it.
+    net.submit(lagger, 10, 256).await;
+    let logs = std::fs::read_to_string(&net.cluster.nodes[lagger].log).unwrap();
+    assert!(
+        logs.contains("catching up from a snapshot"),
+        "expected a snapshot catch-up in the log"
+    );
+}

@@ -1,0 +1,153 @@
+//! A generated ordering service started as local processes.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use raftnet_node::client::Client;
+use raftnet_node::local::LocalCluster;
+use raftnet_node::network::ordering::{generate, OrderingSpec};
+use raftnet_node::proto::common::{Block, Status};
+
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+pub struct Net {
+    pub cluster: LocalCluster,
+    pub admin: Client,
+    pub client: Client,
+    pub _dir: tempfile::TempDir,
+}
+
+pub async fn start(spec: OrderingSpec) -> Net {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = generate(dir.path(), &spec).unwrap();
+    let admin = Client::load(&layout.admin).unwrap();
+    let client = Client::load(&layout.client).unwrap();
+    let mut cluster = LocalCluster::new(layout, Path::new(env!("CARGO_BIN_EXE_raftnet-node")));
+    if let Err(e) = cluster.bootstrap(&admin, TIMEOUT).await {
+        dump_logs(&cluster);
+        panic!("bootstrap failed: {e:#}");
+    }
+    Net {
+        cluster,
+        admin,
+        client,
+        _dir: dir,
+    }
+}
+
+pub fn dump_logs(cluster: &LocalCluster) {
+    for n in &cluster.nodes {
+        let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        eprintln!(
+            "--- {} ---\n{}",
+            n.name,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
+impl Net {
+    pub fn channel(&self) -> String {
+        self.cluster.layout.channel.clone()
+    }
+
+    pub fn addr(&self, i: usize) -> String {
+        self.cluster.nodes[i].address.clone()
+    }
+
+    /// Submits `n` transactions through orderer `i`, retrying those answered UNAVAILABLE for
+    /// up to `TIMEOUT`; returns the acknowledged tx ids.
+    pub async fn submit(&self, i: usize, n: usize, size: usize) -> Vec<String> {
+        let started = Instant::now();
+        let mut acked = Vec::new();
+        let mut todo: Vec<_> = (0..n)
+            .map(|_| {
+                self.client
+                    .envelope(&self.channel(), vec![7u8; size])
+                    .unwrap()
+            })
+            .collect();
+        while !todo.is_empty() {
+            assert!(
+                started.elapsed() < TIMEOUT,
+                "transactions not ordered within {TIMEOUT:?}"
+            );
+            let envs = todo.iter().map(|(e, _)| e.clone()).collect();
+            let resps = match self.client.broadcast(&self.addr(i), envs).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let mut retry = Vec::new();
+            for ((env, id), r) in todo.into_iter().zip(resps) {
+                if r.status == Status::Success as i32 {
+                    assert_eq!(r.tx_id, id);
+                    acked.push(id);
+                } else {
+                    assert_eq!(
+                        r.status,
+                        Status::ServiceUnavailable as i32,
+                        "unexpected answer: {}",
+                        r.info
+                    );
+                    retry.push((env, id));
+                }
+            }
+            todo = retry;
+            if !todo.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        acked
+    }
+
+    pub async fn blocks(&self, i: usize) -> Vec<Block> {
+        self.client
+            .deliver(&self.addr(i), &self.channel(), 0, None, true)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until orderer `i` has at least `height` blocks.
+    pub async fn wait_height(&self, i: usize, height: u64) {
+        let started = Instant::now();
+        loop {
+            let h = self
+                .admin
+                .status(&self.addr(i), &self.channel())
+                .await
+                .map(|s| s.height)
+                .unwrap_or(0);
+            if h >= height {
+                return;
+            }
+            if started.elapsed() > TIMEOUT {
+                dump_logs(&self.cluster);
+                panic!("orderer {i} stuck at height {h}, wanted {height}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The tx ids in a list of blocks, in ledger order.
+pub fn tx_ids(blocks: &[Block]) -> Vec<String> {
+    use prost::Message;
+    use raftnet_node::proto::common::{Envelope, Payload};
+    blocks
+        .iter()
+        .skip(1)
+        .flat_map(|b| b.data.as_ref().unwrap().transactions.iter())
+        .map(|tx| {
+            let env = Envelope::decode(&tx[..]).unwrap();
+            Payload::decode(&env.payload[..])
+                .unwrap()
+                .header
+                .unwrap()
+                .tx_id
+        })
+        .collect()
+}
