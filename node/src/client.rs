@@ -196,6 +196,22 @@ impl Client {
             .into_inner())
     }
 
+    /// The channel's status now and on every change.
+    pub async fn watch(
+        &self,
+        addr: &str,
+        channel: &str,
+    ) -> anyhow::Result<tonic::Streaming<ChannelStatus>> {
+        Ok(self
+            .admin(addr)?
+            .watch_status(ChannelStatusRequest {
+                channel_id: channel.to_string(),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("{addr}: {}", s.message()))?
+            .into_inner())
+    }
+
     pub async fn list_channels(
         &self,
         addr: &str,

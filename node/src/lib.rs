@@ -1,6 +1,7 @@
 //! raftnet data plane: Raft ordering nodes, their storage and wire API, and the client.
 //! Nothing here talks to Kubernetes.
 
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod identity;

@@ -1,0 +1,300 @@
+//! The client's commands other than benchmarks.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use futures::StreamExt;
+use prost::Message;
+use serde_json::json;
+
+use super::output::{status_cells, status_json, table, StatusRow, STATUS_HEADER};
+use super::{BlocksArgs, BootstrapArgs, ChannelCommand, ChannelOptions, Format, SubmitArgs};
+use crate::client::Client;
+use crate::ledger::header_hash;
+use crate::network::ordering::{generate, OrderingSpec};
+use crate::proto::common::{BatchOptions, RaftOptions, Status};
+
+impl ChannelOptions {
+    pub fn raft(&self) -> RaftOptions {
+        RaftOptions {
+            tick_interval_ms: self.tick_interval.as_millis() as u64,
+            election_tick: self.election_tick,
+            heartbeat_tick: self.heartbeat_tick,
+            max_inflight_blocks: self.max_inflight_blocks,
+            snapshot_interval_size: self.snapshot_interval_size,
+        }
+    }
+
+    pub fn batch(&self) -> BatchOptions {
+        BatchOptions {
+            batch_timeout_ms: self.batch_timeout.as_millis() as u64,
+            max_message_count: self.max_message_count,
+            preferred_max_bytes: self.preferred_max_bytes,
+            absolute_max_bytes: self.absolute_max_bytes,
+        }
+    }
+}
+
+pub fn bootstrap(a: BootstrapArgs) -> anyhow::Result<()> {
+    if a.dir.exists() && std::fs::read_dir(&a.dir)?.next().is_some() {
+        bail!("{} is not empty: choose a new directory", a.dir.display());
+    }
+    let layout = generate(
+        &a.dir,
+        &OrderingSpec {
+            channel: a.channel,
+            orderers: a.orderers,
+            orgs: a.orgs,
+            raft: a.options.raft(),
+            batch: a.options.batch(),
+        },
+    )?;
+    let mut t = table(&["ORDERER", "ADDRESS", "CONFIG"]);
+    for o in &layout.orderers {
+        t.add_row(vec![
+            o.name.clone(),
+            o.address.clone(),
+            o.config.display().to_string(),
+        ]);
+    }
+    println!("{t}\n");
+    println!("genesis block:   {}", layout.genesis.display());
+    println!("admin identity:  {}", layout.admin.display());
+    println!("client identity: {}", layout.client.display());
+    println!("\nstart each orderer with `raftnet-node orderer --config CONFIG`, then join it:");
+    println!(
+        "  raftnet channel join --orderer ADDRESS --genesis {} --identity {}",
+        layout.genesis.display(),
+        layout.admin.display()
+    );
+    Ok(())
+}
+
+pub async fn channel(c: ChannelCommand) -> anyhow::Result<()> {
+    match c {
+        ChannelCommand::Join {
+            orderer,
+            genesis,
+            identity,
+        } => {
+            let client = Client::load(&identity.identity)?;
+            let block = std::fs::read(&genesis)
+                .with_context(|| format!("cannot read {}", genesis.display()))?;
+            client.join(&orderer, &block).await?;
+            println!("{orderer} joined the channel of {}", genesis.display());
+            Ok(())
+        }
+        ChannelCommand::List {
+            orderer,
+            identity,
+            output,
+        } => {
+            let client = Client::load(&identity.identity)?;
+            let channels = client.list_channels(&orderer).await?;
+            match output {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &channels
+                            .iter()
+                            .map(|c| json!({"channel": c.channel_id, "height": c.height}))
+                            .collect::<Vec<_>>()
+                    )?
+                ),
+                Format::Table => {
+                    let mut t = table(&["CHANNEL", "HEIGHT"]);
+                    for c in channels {
+                        t.add_row(vec![c.channel_id, c.height.to_string()]);
+                    }
+                    println!("{t}");
+                }
+            }
+            Ok(())
+        }
+        ChannelCommand::Status {
+            orderer,
+            channel,
+            identity,
+            output,
+            watch,
+        } => {
+            let client = Client::load(&identity.identity)?;
+            if watch {
+                return watch_status(&client, &orderer, &channel, output).await;
+            }
+            let mut rows = Vec::new();
+            for addr in &orderer {
+                let (status, error) = match client.status(addr, &channel).await {
+                    Ok(s) => (Some(s), None),
+                    Err(e) => (None, Some(format!("{e:#}"))),
+                };
+                rows.push(StatusRow {
+                    address: addr.clone(),
+                    status,
+                    error,
+                });
+            }
+            match output {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &rows.iter().map(status_json).collect::<Vec<_>>()
+                    )?
+                ),
+                Format::Table => {
+                    let mut t = table(&STATUS_HEADER);
+                    for r in &rows {
+                        t.add_row(status_cells(r));
+                    }
+                    println!("{t}");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Like `kubectl get -w`: a header, then one row per change from any orderer.
+async fn watch_status(
+    client: &Client,
+    orderers: &[String],
+    channel: &str,
+    output: Format,
+) -> anyhow::Result<()> {
+    let mut streams = futures::stream::SelectAll::new();
+    for addr in orderers {
+        let addr2 = addr.clone();
+        let s = client.watch(addr, channel).await?;
+        streams.push(s.map(move |r| (addr2.clone(), r)).boxed());
+    }
+    if matches!(output, Format::Table) {
+        println!(
+            "{}",
+            STATUS_HEADER
+                .iter()
+                .map(|h| format!("{h:<12}"))
+                .collect::<String>()
+                .trim_end()
+        );
+    }
+    while let Some((addr, item)) = streams.next().await {
+        let row = match item {
+            Ok(s) => StatusRow {
+                address: addr,
+                status: Some(s),
+                error: None,
+            },
+            Err(e) => StatusRow {
+                address: addr,
+                status: None,
+                error: Some(e.message().to_string()),
+            },
+        };
+        match output {
+            Format::Json => println!("{}", status_json(&row)),
+            Format::Table => println!(
+                "{}",
+                status_cells(&row)
+                    .iter()
+                    .map(|c| format!("{c:<12}"))
+                    .collect::<String>()
+                    .trim_end()
+            ),
+        }
+    }
+    Ok(())
+}
+
+pub async fn submit(a: SubmitArgs) -> anyhow::Result<()> {
+    let client = Client::load(&a.identity.identity)?;
+    let mut envs = Vec::new();
+    for i in 0..a.count {
+        let data = match &a.data {
+            Some(d) => d.clone().into_bytes(),
+            None => (0..a.size).map(|j| ((i + j) % 251) as u8).collect(),
+        };
+        envs.push(client.envelope(&a.channel, data)?.0);
+    }
+    let started = Instant::now();
+    let resps = client.broadcast(&a.orderer, envs).await?;
+    let elapsed = started.elapsed();
+    let failed = resps
+        .iter()
+        .filter(|r| r.status != Status::Success as i32)
+        .count();
+    match a.output {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &resps
+                    .iter()
+                    .map(|r| json!({
+                        "txId": r.tx_id,
+                        "status": Status::try_from(r.status).map(|s| s.as_str_name()).unwrap_or("UNKNOWN"),
+                        "block": r.block_number,
+                        "info": r.info,
+                    }))
+                    .collect::<Vec<_>>()
+            )?
+        ),
+        Format::Table => {
+            let mut t = table(&["TX ID", "STATUS", "BLOCK", "INFO"]);
+            for r in &resps {
+                let status = Status::try_from(r.status).map(|s| s.as_str_name()).unwrap_or("UNKNOWN");
+                t.add_row(vec![r.tx_id.clone(), status.to_string(), r.block_number.to_string(), r.info.clone()]);
+            }
+            println!("{t}");
+            eprintln!("{} ordered, {failed} refused, in {elapsed:.2?}", resps.len() - failed);
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} transactions were not ordered", resps.len());
+    }
+    Ok(())
+}
+
+pub async fn blocks(a: BlocksArgs) -> anyhow::Result<()> {
+    let client = Client::load(&a.identity.identity)?;
+    let blocks = client
+        .deliver(&a.orderer, &a.channel, a.start, a.stop, a.stop.is_none())
+        .await?;
+    match a.output {
+        Format::Json => {
+            let v: Vec<_> = blocks
+                .iter()
+                .map(|b| {
+                    let h = b.header.clone().unwrap_or_default();
+                    json!({
+                        "number": h.number,
+                        "hash": hex::encode(header_hash(&h)),
+                        "previousHash": hex::encode(&h.previous_hash),
+                        "dataHash": hex::encode(&h.data_hash),
+                        "transactions": b.data.as_ref().map(|d| d.transactions.len()).unwrap_or(0),
+                        "bytes": b.encoded_len(),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Format::Table => {
+            let mut t = table(&["NUMBER", "TXS", "BYTES", "HASH", "PREVIOUS"]);
+            for b in &blocks {
+                let h = b.header.clone().unwrap_or_default();
+                let short = |x: &[u8]| hex::encode(x).chars().take(16).collect::<String>();
+                t.add_row(vec![
+                    h.number.to_string(),
+                    b.data
+                        .as_ref()
+                        .map(|d| d.transactions.len())
+                        .unwrap_or(0)
+                        .to_string(),
+                    b.encoded_len().to_string(),
+                    short(&header_hash(&h)),
+                    short(&h.previous_hash),
+                ]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(())
+}
