@@ -110,7 +110,7 @@ impl Client {
         Ok(out)
     }
 
-    /// Blocks `start..=stop` (or what is there, with `fail_if_not_ready`).
+    /// Blocks `start..=stop`; with `fail_if_not_ready`, stops at the last block written.
     pub async fn deliver(
         &self,
         addr: &str,
@@ -128,7 +128,7 @@ impl Client {
             match item? {
                 DeliverItem::Block(b) => blocks.push(*b),
                 DeliverItem::End(Status::Success, _) => break,
-                DeliverItem::End(Status::NotFound, _) if fail_if_not_ready => break,
+                DeliverItem::End(Status::ServiceUnavailable, _) if fail_if_not_ready => break,
                 DeliverItem::End(s, info) => {
                     bail!("deliver from {addr} ended with {}: {info}", s.as_str_name())
                 }
