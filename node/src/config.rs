@@ -29,10 +29,12 @@ pub struct TlsFiles {
     /// The node's TLS certificate, presented as server and as client.
     pub cert: PathBuf,
     pub key: PathBuf,
+    #[serde(rename = "rootCAs")]
     /// TLS root CAs whose certificates this node accepts from clients and servers.
     pub root_cas: Vec<PathBuf>,
     /// The TLS root CA of the node's own organisation: admin calls need a client certificate
     /// from it with OU=admin.
+    #[serde(rename = "adminRootCA")]
     pub admin_root_ca: PathBuf,
 }
 

@@ -106,7 +106,7 @@ async fn stream_blocks(
         }
         if !wait {
             return Ok(status(
-                Status::NotFound,
+                Status::ServiceUnavailable,
                 format!(
                     "block {next} is not yet written (height {})",
                     chain.store.height()
