@@ -38,23 +38,32 @@ pub struct TlsFiles {
     pub admin_root_ca: PathBuf,
 }
 
+/// Reads a YAML file of type `T`; errors name the file and `what` it is.
+pub fn load_yaml<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    serde_yaml::from_str(&text).with_context(|| format!("{what} {} is not valid", path.display()))
+}
+
+/// A closure that makes relative paths relative to the directory of `file`.
+pub fn relative_to(file: &Path) -> impl Fn(&mut PathBuf) + '_ {
+    let base = file.parent().unwrap_or(Path::new("."));
+    move |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+}
+
 impl NodeConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read node config {}", path.display()))?;
-        let mut cfg: NodeConfig = serde_yaml::from_str(&text)
-            .with_context(|| format!("node config {} is not valid", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        cfg.resolve_paths(base);
+        let mut cfg: NodeConfig = load_yaml(path, "node config")?;
+        cfg.resolve_paths(path);
         Ok(cfg)
     }
 
-    fn resolve_paths(&mut self, base: &Path) {
-        let fix = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
+    fn resolve_paths(&mut self, file: &Path) {
+        let fix = relative_to(file);
         fix(&mut self.data_dir);
         fix(&mut self.tls.cert);
         fix(&mut self.tls.key);

@@ -3,10 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::config::TlsFiles;
+use crate::config::{load_yaml, relative_to, TlsFiles};
 use crate::identity::SigningIdentity;
 use crate::tls::TlsMaterial;
 
@@ -25,16 +24,8 @@ pub struct ClientProfile {
 
 impl ClientProfile {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read identity profile {}", path.display()))?;
-        let mut p: ClientProfile = serde_yaml::from_str(&text)
-            .with_context(|| format!("identity profile {} is not valid", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let fix = |f: &mut PathBuf| {
-            if f.is_relative() {
-                *f = base.join(&*f);
-            }
-        };
+        let mut p: ClientProfile = load_yaml(path, "identity profile")?;
+        let fix = relative_to(path);
         fix(&mut p.cert);
         fix(&mut p.key);
         fix(&mut p.tls_cert);
