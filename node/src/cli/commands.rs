@@ -206,17 +206,17 @@ async fn watch_status(
 }
 
 pub async fn submit(a: SubmitArgs) -> anyhow::Result<()> {
-    let client = Client::load(&a.identity.identity)?;
+    let client = Client::load(&a.target.identity.identity)?;
     let mut envs = Vec::new();
     for i in 0..a.count {
         let data = match &a.data {
             Some(d) => d.clone().into_bytes(),
             None => (0..a.size).map(|j| ((i + j) % 251) as u8).collect(),
         };
-        envs.push(client.envelope(&a.channel, data)?.0);
+        envs.push(client.envelope(&a.target.channel, data)?.0);
     }
     let started = Instant::now();
-    let resps = client.broadcast(&a.orderer, envs).await?;
+    let resps = client.broadcast(&a.target.orderer, envs).await?;
     let elapsed = started.elapsed();
     let failed = resps
         .iter()
@@ -254,9 +254,15 @@ pub async fn submit(a: SubmitArgs) -> anyhow::Result<()> {
 }
 
 pub async fn blocks(a: BlocksArgs) -> anyhow::Result<()> {
-    let client = Client::load(&a.identity.identity)?;
+    let client = Client::load(&a.target.identity.identity)?;
     let blocks = client
-        .deliver(&a.orderer, &a.channel, a.start, a.stop, a.stop.is_none())
+        .deliver(
+            &a.target.orderer,
+            &a.target.channel,
+            a.start,
+            a.stop,
+            a.stop.is_none(),
+        )
         .await?;
     match a.output {
         Format::Json => {

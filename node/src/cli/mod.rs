@@ -127,14 +127,21 @@ pub enum ChannelCommand {
     },
 }
 
+/// One orderer, one channel, and who is asking.
 #[derive(Args)]
-pub struct SubmitArgs {
+pub struct Target {
     #[arg(long)]
     pub orderer: String,
     #[arg(long)]
     pub channel: String,
     #[command(flatten)]
     pub identity: IdentityArg,
+}
+
+#[derive(Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub target: Target,
     /// Transaction data (default: `size` random-looking bytes).
     #[arg(long)]
     pub data: Option<String>,
@@ -148,12 +155,8 @@ pub struct SubmitArgs {
 
 #[derive(Args)]
 pub struct BlocksArgs {
-    #[arg(long)]
-    pub orderer: String,
-    #[arg(long)]
-    pub channel: String,
     #[command(flatten)]
-    pub identity: IdentityArg,
+    pub target: Target,
     #[arg(long, default_value_t = 0)]
     pub start: u64,
     /// Last block (default: the current last block).
