@@ -181,18 +181,16 @@ impl Client {
                 genesis_block: genesis.to_vec(),
             })
             .await
-            .map_err(|s| anyhow::anyhow!("{addr}: {}", s.message()))?;
+            .map_err(answered_by(addr))?;
         Ok(())
     }
 
     pub async fn status(&self, addr: &str, channel: &str) -> anyhow::Result<ChannelStatus> {
         Ok(self
             .admin(addr)?
-            .channel_status(ChannelStatusRequest {
-                channel_id: channel.to_string(),
-            })
+            .channel_status(status_request(channel))
             .await
-            .map_err(|s| anyhow::anyhow!("{addr}: {}", s.message()))?
+            .map_err(answered_by(addr))?
             .into_inner())
     }
 
@@ -204,11 +202,9 @@ impl Client {
     ) -> anyhow::Result<tonic::Streaming<ChannelStatus>> {
         Ok(self
             .admin(addr)?
-            .watch_status(ChannelStatusRequest {
-                channel_id: channel.to_string(),
-            })
+            .watch_status(status_request(channel))
             .await
-            .map_err(|s| anyhow::anyhow!("{addr}: {}", s.message()))?
+            .map_err(answered_by(addr))?
             .into_inner())
     }
 
@@ -220,9 +216,20 @@ impl Client {
             .admin(addr)?
             .list_channels(ListChannelsRequest {})
             .await
-            .map_err(|s| anyhow::anyhow!("{addr}: {}", s.message()))?
+            .map_err(answered_by(addr))?
             .into_inner()
             .channels)
+    }
+}
+
+/// Turns an admin call's refusal into an error naming the orderer.
+fn answered_by(addr: &str) -> impl FnOnce(tonic::Status) -> anyhow::Error + '_ {
+    move |s| anyhow::anyhow!("{addr}: {}", s.message())
+}
+
+fn status_request(channel: &str) -> ChannelStatusRequest {
+    ChannelStatusRequest {
+        channel_id: channel.to_string(),
     }
 }
 
