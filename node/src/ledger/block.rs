@@ -99,6 +99,23 @@ pub fn channel_config(block: &Block) -> Result<ChannelConfig, String> {
     Ok(cfg)
 }
 
+/// The transaction ids of a block's envelopes (undecodable ones are skipped: the orderer
+/// validated them before ordering).
+pub fn tx_ids(block: &Block) -> Vec<String> {
+    let txs = block
+        .data
+        .as_ref()
+        .map(|d| &d.transactions[..])
+        .unwrap_or(&[]);
+    txs.iter()
+        .filter_map(|tx| {
+            let env = Envelope::decode(&tx[..]).ok()?;
+            let payload = Payload::decode(&env.payload[..]).ok()?;
+            Some(payload.header?.tx_id)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 
 pub mod block;
 pub mod store;
+pub mod txwindow;
 
-pub use block::{channel_config, data_hash, genesis_block, header_hash, new_block};
+pub use block::{channel_config, data_hash, genesis_block, header_hash, new_block, tx_ids};
 pub use store::BlockStore;

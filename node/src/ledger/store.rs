@@ -1,19 +1,18 @@
-//! The block store: a channel's blocks by number and an index of ordered transaction ids,
-//! in the channel's redb database (shared with its Raft log, see `orderer::storage`).
+//! The block store: a channel's blocks by number in the channel's redb database (shared with
+//! its Raft log, see `orderer::storage`), and the ids of recently ordered transactions.
 
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use prost::Message;
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 use tokio::sync::watch;
 
-use super::block::header_hash;
+use super::block::{header_hash, tx_ids};
+use super::txwindow::{TxWindow, WINDOW_BLOCKS};
 use crate::proto::common::Block;
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
-/// tx id -> number of the block that holds it: detects duplicates and answers retries.
-const TX_IDS: TableDefinition<&str, u64> = TableDefinition::new("tx_ids");
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tip {
@@ -26,13 +25,15 @@ pub struct BlockStore {
     tip: Mutex<Tip>,
     /// Height changes, for Deliver streams that follow the ledger.
     height_tx: watch::Sender<u64>,
+    recent: Mutex<TxWindow>,
+    /// Tx ids of blocks appended but not yet committed.
+    pending: Mutex<Vec<(u64, Vec<String>)>>,
 }
 
 impl BlockStore {
     pub fn open(db: Arc<Database>) -> anyhow::Result<Self> {
         let txn = db.begin_write()?;
         txn.open_table(BLOCKS)?;
-        txn.open_table(TX_IDS)?;
         txn.commit()?;
         let tip = {
             let r = db.begin_read()?;
@@ -50,11 +51,24 @@ impl BlockStore {
                 }
             }
         };
+        let mut recent = TxWindow::new(WINDOW_BLOCKS);
+        {
+            let r = db.begin_read()?;
+            let t = r.open_table(BLOCKS)?;
+            let from = tip.height.saturating_sub(WINDOW_BLOCKS as u64);
+            for item in t.range(from..)? {
+                let (k, v) = item?;
+                let block = Block::decode(v.value()).context("stored block is corrupt")?;
+                recent.insert_block(k.value(), &tx_ids(&block));
+            }
+        }
         let (height_tx, _) = watch::channel(tip.height);
         Ok(Self {
             db,
             tip: Mutex::new(tip),
             height_tx,
+            recent: Mutex::new(recent),
+            pending: Mutex::new(Vec::new()),
         })
     }
 
@@ -86,16 +100,10 @@ impl BlockStore {
         }
     }
 
-    /// The block that holds `tx_id`, if it has been ordered.
-    pub fn block_of_tx(&self, tx_id: &str) -> anyhow::Result<Option<u64>> {
-        let r = self.db.begin_read()?;
-        let t = r.open_table(TX_IDS)?;
-        Ok(t.get(tx_id)?.map(|v| v.value()))
-    }
-
-    pub fn tx_count(&self) -> anyhow::Result<u64> {
-        let r = self.db.begin_read()?;
-        Ok(r.open_table(TX_IDS)?.len()?)
+    /// The block that holds `tx_id`, if it was ordered in one of the last
+    /// [`WINDOW_BLOCKS`] blocks.
+    pub fn block_of_tx(&self, tx_id: &str) -> Option<u64> {
+        self.recent.lock().expect("recent").get(tx_id)
     }
 
     /// Writes the next block inside `txn`, checking that it extends the chain. Call
@@ -123,10 +131,10 @@ impl BlockStore {
             );
         }
         txn.open_table(BLOCKS)?.insert(header.number, encoded)?;
-        let mut ids = txn.open_table(TX_IDS)?;
-        for id in tx_ids {
-            ids.insert(id.as_str(), header.number)?;
-        }
+        let mut pending = self.pending.lock().expect("pending");
+        // Anything at or past this number is from a transaction that never committed.
+        pending.retain(|(n, _)| *n < header.number);
+        pending.push((header.number, tx_ids.to_vec()));
         Ok(Tip {
             height: header.number + 1,
             last_hash: header_hash(header),
@@ -136,6 +144,13 @@ impl BlockStore {
     /// Publishes a tip whose blocks have been committed to the database.
     pub fn committed(&self, tip: Tip) {
         let height = tip.height;
+        {
+            let mut pending = self.pending.lock().expect("pending");
+            let mut recent = self.recent.lock().expect("recent");
+            for (n, ids) in pending.drain(..).filter(|(n, _)| *n < height) {
+                recent.insert_block(n, &ids);
+            }
+        }
         *self.tip.lock().expect("tip lock") = tip;
         self.height_tx.send_replace(height);
     }
@@ -179,7 +194,7 @@ mod tests {
         let store = BlockStore::open(db).unwrap();
         assert_eq!(store.height(), 2);
         assert_eq!(store.get(1).unwrap().unwrap(), b1);
-        assert_eq!(store.block_of_tx("t1").unwrap(), Some(1));
-        assert_eq!(store.block_of_tx("nope").unwrap(), None);
+        // The window of recent tx ids is rebuilt from the blocks (these carry no envelopes).
+        assert_eq!(store.block_of_tx("nope"), None);
     }
 }

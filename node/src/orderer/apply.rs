@@ -14,9 +14,9 @@ use redb::{Database, Durability};
 use super::blockpuller;
 use super::chain::{Chain, Outcome};
 use super::storage::RaftStorage;
-use crate::ledger::BlockStore;
+use crate::ledger::{tx_ids, BlockStore};
 use crate::proto::cluster::StepRequest;
-use crate::proto::common::{Block, Envelope, Payload};
+use crate::proto::common::Block;
 
 /// Writes block 0 when a channel is joined.
 pub fn write_genesis(
@@ -35,23 +35,6 @@ pub fn write_genesis(
     txn.commit()?;
     store.committed(tip);
     Ok(())
-}
-
-/// The transaction ids of a block's envelopes (undecodable ones are skipped: the orderer
-/// validated them before ordering).
-pub fn tx_ids(block: &Block) -> Vec<String> {
-    let txs = block
-        .data
-        .as_ref()
-        .map(|d| &d.transactions[..])
-        .unwrap_or(&[]);
-    txs.iter()
-        .filter_map(|tx| {
-            let env = Envelope::decode(&tx[..]).ok()?;
-            let payload = Payload::decode(&env.payload[..]).ok()?;
-            Some(payload.header?.tx_id)
-        })
-        .collect()
 }
 
 /// Snapshot data: the ledger height the snapshot covers.

@@ -8,9 +8,8 @@ use anyhow::{bail, Context};
 use prost::Message;
 use redb::{Database, Durability};
 
-use super::apply::tx_ids;
 use super::transport::Transport;
-use crate::ledger::BlockStore;
+use crate::ledger::{tx_ids, BlockStore};
 use crate::proto::orderer::{
     atomic_broadcast_client::AtomicBroadcastClient, deliver_response, DeliverRequest, SeekBehavior,
 };

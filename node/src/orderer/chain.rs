@@ -332,18 +332,9 @@ impl Chain {
             let _ = s.reply.send(Outcome::Unavailable(self.no_leader_reason()));
             return;
         }
-        match self.store.block_of_tx(&s.tx_id) {
-            Ok(Some(block)) => {
-                let _ = s.reply.send(Outcome::Ordered { block });
-                return;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                let _ = s
-                    .reply
-                    .send(Outcome::Unavailable(format!("ledger read failed: {e:#}")));
-                return;
-            }
+        if let Some(block) = self.store.block_of_tx(&s.tx_id) {
+            let _ = s.reply.send(Outcome::Ordered { block });
+            return;
         }
         self.waiters
             .entry(s.tx_id.clone())

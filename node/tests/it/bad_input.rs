@@ -69,8 +69,23 @@ async fn bad_envelopes_are_refused_with_a_reason_and_leave_the_ledger_alone() {
 
     // Nothing was ordered; a good envelope still is.
     assert_eq!(net.blocks(0).await.len(), before);
-    let ok = net.client.broadcast(&addr, vec![good]).await.unwrap();
+    let ok = net
+        .client
+        .broadcast(&addr, vec![good.clone()])
+        .await
+        .unwrap();
     assert_eq!(ok[0].status, Status::Success as i32, "{}", ok[0].info);
+    // A retry of an ordered envelope, through another orderer, is answered with its block
+    // and not ordered again.
+    let again = net
+        .client
+        .broadcast(&net.addr(1), vec![good])
+        .await
+        .unwrap();
+    assert_eq!(again[0].status, Status::Success as i32, "{}", again[0].info);
+    assert_eq!(again[0].block_number, ok[0].block_number);
+    let ids = crate::support::tx_ids(&net.blocks(0).await);
+    assert_eq!(ids.iter().filter(|id| **id == ok[0].tx_id).count(), 1);
 
     // A client is not an admin.
     let err = net.client.status(&addr, &ch).await.unwrap_err().to_string();
