@@ -3,7 +3,6 @@
 //! another orderer); SUCCESS comes once the block holding it is committed by a majority.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
@@ -15,14 +14,11 @@ use tonic::Streaming;
 use super::chain::{ChainHandle, Outcome};
 use super::msgprocessor::{self, Rejection};
 use super::registrar::Registrar;
-use crate::proto::cluster::{cluster_client::ClusterClient, SubmitRequest};
 use crate::proto::common::{Envelope, Status};
 use crate::proto::orderer::BroadcastResponse;
 
 /// How many envelopes of one stream may wait for their blocks at once.
 const PIPELINE: usize = 4096;
-/// How long a forwarded submission may wait for the leader's answer.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub type ResponseStream = ReceiverStream<Result<BroadcastResponse, tonic::Status>>;
 
@@ -120,34 +116,7 @@ pub async fn order(
     let Some(addr) = chain.consenter_addr(status.leader_id) else {
         return Outcome::Unavailable("leader is not a known consenter".into());
     };
-    let channel = match reg.transport.channel(&addr) {
-        Ok(c) => c,
-        Err(e) => return Outcome::Unavailable(format!("cannot reach the leader at {addr}: {e:#}")),
-    };
-    let req = SubmitRequest {
-        channel_id: chain.channel_id().to_string(),
-        envelope: Some(env),
-    };
-    let mut client = ClusterClient::new(channel)
-        .max_decoding_message_size(256 << 20)
-        .max_encoding_message_size(256 << 20);
-    match tokio::time::timeout(FORWARD_TIMEOUT, client.submit(req)).await {
-        Err(_) => Outcome::Unavailable(format!(
-            "the leader at {addr} did not answer within {FORWARD_TIMEOUT:?}; retry"
-        )),
-        Ok(Err(e)) => Outcome::Unavailable(format!(
-            "forwarding to the leader at {addr} failed: {}",
-            e.message()
-        )),
-        Ok(Ok(resp)) => {
-            let r = resp.into_inner();
-            if r.status == Status::Success as i32 {
-                Outcome::Ordered {
-                    block: r.block_number,
-                }
-            } else {
-                Outcome::Unavailable(r.info)
-            }
-        }
-    }
+    reg.forwarder
+        .forward(&reg.transport, &addr, chain.channel_id(), env)
+        .await
 }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use protobuf::Message as _;
 use raft::prelude::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::chain::{ChainHandle, Outcome};
@@ -69,49 +71,89 @@ impl cluster_server::Cluster for ClusterService {
         Ok(Response::new(StepResponse {}))
     }
 
+    type SubmitStream = ReceiverStream<Result<SubmitResponse, Status>>;
+
     async fn submit(
         &self,
-        req: Request<SubmitRequest>,
-    ) -> Result<Response<SubmitResponse>, Status> {
+        req: Request<Streaming<SubmitRequest>>,
+    ) -> Result<Response<Self::SubmitStream>, Status> {
         let cert =
             peer_cert(&req).ok_or_else(|| Status::unauthenticated("no client TLS certificate"))?;
-        let req = req.into_inner();
-        let chain = self.reg.get(&req.channel_id).ok_or_else(|| {
-            Status::not_found(format!("channel {} does not exist", req.channel_id))
-        })?;
-        if consenter_of(&chain, &cert).is_none() {
-            return Err(Status::permission_denied(
-                "only consenters of the channel may forward transactions",
-            ));
-        }
-        let env = req
-            .envelope
-            .ok_or_else(|| Status::invalid_argument("no envelope"))?;
-        let payload =
-            super::msgprocessor::open(&env).map_err(|r| Status::invalid_argument(r.info))?;
-        let tx_id = payload.header.map(|h| h.tx_id).unwrap_or_default();
-        if chain.status().leader_id != chain.node_id {
-            return Ok(Response::new(SubmitResponse {
-                status: common::Status::ServiceUnavailable as i32,
-                info: "not the leader (leadership moved); retry".into(),
-                block_number: 0,
-            }));
-        }
-        let outcome = chain
-            .submit(tx_id, prost::Message::encode_to_vec(&env))
-            .await
-            .unwrap_or_else(|_| Outcome::Unavailable("the chain stopped".into()));
-        Ok(Response::new(match outcome {
-            Outcome::Ordered { block } => SubmitResponse {
-                status: common::Status::Success as i32,
-                info: String::new(),
-                block_number: block,
-            },
-            Outcome::Unavailable(info) => SubmitResponse {
-                status: common::Status::ServiceUnavailable as i32,
-                info,
-                block_number: 0,
-            },
-        }))
+        let mut input = req.into_inner();
+        let (tx, rx) = mpsc::channel(1024);
+        let reg = self.reg.clone();
+        tokio::spawn(async move {
+            // Which channels the sender is a consenter of: checked once per stream.
+            let mut allowed: HashMap<String, bool> = HashMap::new();
+            while let Ok(Some(req)) = input.message().await {
+                let chain = reg.get(&req.channel_id);
+                let ok = *allowed.entry(req.channel_id.clone()).or_insert_with(|| {
+                    chain
+                        .as_ref()
+                        .is_some_and(|c| consenter_of(c, &cert).is_some())
+                });
+                let id = req.request_id;
+                let (Some(chain), true) = (chain, ok) else {
+                    let answer = refusal(
+                        id,
+                        format!("not a consenter of channel {:?} here", req.channel_id),
+                    );
+                    if tx.send(Ok(answer)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                };
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx
+                        .send(Ok(order_forwarded(&chain, id, req.envelope).await))
+                        .await;
+                });
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+fn refusal(request_id: u64, info: String) -> SubmitResponse {
+    SubmitResponse {
+        status: common::Status::ServiceUnavailable as i32,
+        info,
+        block_number: 0,
+        request_id,
+    }
+}
+
+/// Orders an envelope a follower forwarded (and already validated) while this node leads.
+async fn order_forwarded(
+    chain: &ChainHandle,
+    request_id: u64,
+    env: Option<common::Envelope>,
+) -> SubmitResponse {
+    let Some(env) = env else {
+        return refusal(request_id, "no envelope".into());
+    };
+    let tx_id = match super::msgprocessor::open(&env) {
+        Ok(p) => p.header.map(|h| h.tx_id).unwrap_or_default(),
+        Err(r) => return refusal(request_id, r.info),
+    };
+    if chain.status().leader_id != chain.node_id {
+        return refusal(
+            request_id,
+            "not the leader (leadership moved); retry".into(),
+        );
+    }
+    let outcome = chain
+        .submit(tx_id, prost::Message::encode_to_vec(&env))
+        .await
+        .unwrap_or_else(|_| Outcome::Unavailable("the chain stopped".into()));
+    match outcome {
+        Outcome::Ordered { block } => SubmitResponse {
+            status: common::Status::Success as i32,
+            info: String::new(),
+            block_number: block,
+            request_id,
+        },
+        Outcome::Unavailable(info) => refusal(request_id, info),
     }
 }

@@ -10,6 +10,7 @@ pub mod broadcast;
 pub mod chain;
 pub mod cluster;
 pub mod deliver;
+pub mod forwarder;
 pub mod msgprocessor;
 pub mod registrar;
 pub mod server;

@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use prost::Message;
 
 use super::chain::ChainHandle;
+use super::forwarder::Forwarder;
 use super::transport::Transport;
 use crate::identity::{MspSet, Policy};
 use crate::ledger::channel_config;
@@ -21,6 +22,7 @@ pub struct Registrar {
     data_dir: PathBuf,
     tls_der: Vec<u8>,
     pub transport: Arc<Transport>,
+    pub forwarder: Forwarder,
     runtime: tokio::runtime::Handle,
     chains: RwLock<HashMap<String, Arc<ChainHandle>>>,
     /// The node's own organisation, for checking admin certificates.
@@ -61,6 +63,7 @@ impl Registrar {
             data_dir,
             tls_der,
             transport: Arc::new(Transport::new(tls, runtime.clone())),
+            forwarder: Forwarder::default(),
             runtime,
             chains: RwLock::new(HashMap::new()),
             own_org,
