@@ -72,6 +72,10 @@ impl BlockStore {
         })
     }
 
+    pub fn db(&self) -> &Arc<Database> {
+        &self.db
+    }
+
     pub fn tip(&self) -> Tip {
         self.tip.lock().expect("tip lock").clone()
     }

@@ -37,6 +37,11 @@ pub fn write_genesis(
     Ok(())
 }
 
+/// Entries kept in the log behind a snapshot (Fabric's SnapshotCatchUpEntries).
+const CATCH_UP_ENTRIES: u64 = 4;
+/// Ledger heights after the most recently applied entries, for placing snapshots.
+const RECENT_HEIGHTS: usize = 64;
+
 /// Snapshot data: the ledger height the snapshot covers.
 fn snapshot_height(snap: &Snapshot) -> u64 {
     snap.data
@@ -110,14 +115,17 @@ impl Chain {
         txn.set_durability(Durability::None);
         let mut tip = self.store.tip();
         let mut written = Vec::new();
+        let mut stale = Vec::new();
         for e in &entries {
             if e.data.is_empty() || e.get_entry_type() != EntryType::EntryNormal {
+                self.recent_heights.push_back((e.index, tip.height));
                 continue;
             }
             let block = match Block::decode(&e.data[..]) {
                 Ok(b) => b,
                 Err(err) => {
                     tracing::error!(channel = %self.channel, index = e.index, error = %err, "undecodable block in the Raft log; skipped");
+                    self.recent_heights.push_back((e.index, tip.height));
                     continue;
                 }
             };
@@ -130,9 +138,14 @@ impl Chain {
                 }
                 // A block cut by a deposed leader on top of blocks that never committed.
                 Err(err) => {
-                    tracing::warn!(channel = %self.channel, index = e.index, error = %err, "stale block skipped")
+                    tracing::warn!(channel = %self.channel, index = e.index, error = %err, "stale block skipped");
+                    stale.extend(ids);
                 }
             }
+            self.recent_heights.push_back((e.index, tip.height));
+        }
+        while self.recent_heights.len() > RECENT_HEIGHTS {
+            self.recent_heights.pop_front();
         }
         RaftStorage::set_applied_in(&txn, last_index)?;
         txn.commit()?;
@@ -148,12 +161,18 @@ impl Chain {
                 }
             }
         }
+        // Transactions of a skipped block were not ordered (unless a later block has them).
+        for id in stale {
+            if self.store.block_of_tx(&id).is_none() && self.queued.remove(&id) {
+                for w in self.waiters.remove(&id).unwrap_or_default() {
+                    let _ = w.send(Outcome::Unavailable(
+                        "the block holding the transaction was superseded; retry".into(),
+                    ));
+                }
+            }
+        }
         if self.bytes_since_snapshot >= self.raft_opts.snapshot_interval_size.max(1) {
-            self.bytes_since_snapshot = 0;
-            self.raw
-                .mut_store()
-                .compact(last_index, tip.height.to_be_bytes().to_vec())?;
-            tracing::info!(channel = %self.channel, index = last_index, height = tip.height, "snapshot taken");
+            self.snapshot(last_index)?;
         }
         Ok(())
     }
@@ -173,19 +192,31 @@ impl Chain {
             .filter(|(&id, _)| id != self.id)
             .map(|(_, a)| a.clone())
             .collect();
-        let db = self.raw.store().db().clone();
+        // raft-rs takes the snapshot's index as applied; the stored applied index catches up
+        // with the next applied entry (and start-up takes the snapshot's index as a floor).
         blockpuller::pull(
             &self.runtime,
             &self.transport,
             &self.channel,
             &sources,
             &self.store,
-            &db,
             target,
-        )?;
-        let txn = db.begin_write()?;
-        RaftStorage::set_applied_in(&txn, snap.get_metadata().index)?;
-        txn.commit()?;
+            &self.stopping,
+        )
+    }
+
+    /// Compacts the log, keeping the last [`CATCH_UP_ENTRIES`] entries so that a follower a
+    /// little behind gets entries rather than a snapshot and a block pull.
+    fn snapshot(&mut self, last_index: u64) -> anyhow::Result<()> {
+        let index = last_index.saturating_sub(CATCH_UP_ENTRIES);
+        let Some(&(_, height)) = self.recent_heights.iter().find(|(i, _)| *i == index) else {
+            return Ok(()); // Not enough applied yet; try again after the next entries.
+        };
+        self.bytes_since_snapshot = 0;
+        self.raw
+            .mut_store()
+            .compact(index, height.to_be_bytes().to_vec())?;
+        tracing::info!(channel = %self.channel, index, height, "snapshot taken");
         Ok(())
     }
 }

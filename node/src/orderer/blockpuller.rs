@@ -1,12 +1,13 @@
 //! Pulls missing blocks from other orderers with Deliver (Fabric's block puller), checking
 //! each block against the hash chain before it is written.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use prost::Message;
-use redb::{Database, Durability};
+use redb::Durability;
 
 use super::transport::Transport;
 use crate::ledger::{tx_ids, BlockStore};
@@ -14,30 +15,30 @@ use crate::proto::orderer::{
     atomic_broadcast_client::AtomicBroadcastClient, deliver_response, DeliverRequest, SeekBehavior,
 };
 
-/// How long to keep trying every source before giving up.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Fills the ledger up to `target` (exclusive) from `sources`, trying each in turn.
+/// Fills the ledger up to `target` (exclusive) from `sources`, trying each in turn, for as
+/// long as it takes (the chain cannot go on without these blocks) or until `stopping`.
 pub fn pull(
     runtime: &tokio::runtime::Handle,
     transport: &Transport,
     channel: &str,
     sources: &[String],
     store: &Arc<BlockStore>,
-    db: &Arc<Database>,
     target: u64,
+    stopping: &AtomicBool,
 ) -> anyhow::Result<()> {
-    let started = Instant::now();
     let mut round = 0u32;
     while store.height() < target {
-        if started.elapsed() > PATIENCE {
-            bail!("could not pull blocks {}..{target} of {channel} from any orderer within {PATIENCE:?}", store.height());
+        if stopping.load(Ordering::Relaxed) {
+            bail!(
+                "stopped while pulling blocks {}..{target} of {channel}",
+                store.height()
+            );
         }
         for addr in sources {
             if store.height() >= target {
                 break;
             }
-            let res = runtime.block_on(pull_from(transport, addr, channel, store, db, target));
+            let res = runtime.block_on(pull_from(transport, addr, channel, store, target));
             if let Err(e) = res {
                 tracing::warn!(channel, source = %addr, error = format!("{e:#}"), "block pull failed; trying another orderer");
             }
@@ -53,7 +54,6 @@ async fn pull_from(
     addr: &str,
     channel: &str,
     store: &BlockStore,
-    db: &Database,
     target: u64,
 ) -> anyhow::Result<()> {
     let mut client =
@@ -75,7 +75,7 @@ async fn pull_from(
         match resp.r#type {
             Some(deliver_response::Type::Block(block)) => {
                 let bytes = block.encode_to_vec();
-                let mut txn = db.begin_write()?;
+                let mut txn = store.db().begin_write()?;
                 txn.set_durability(Durability::None);
                 let tip = store.append(&txn, &block, &bytes, &tx_ids(&block), &store.tip())?;
                 txn.commit()?;

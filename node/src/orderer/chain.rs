@@ -4,6 +4,7 @@
 //! The async gRPC side talks to the thread through [`ChainHandle`]: events in, status out.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -59,6 +60,7 @@ pub struct ChainHandle {
     pub contacts: Contacts,
     events: mpsc::Sender<Event>,
     status: watch::Receiver<ChainStatus>,
+    stopping: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -112,6 +114,7 @@ impl ChainHandle {
         let raw = RawNode::new(&raft_cfg, storage, &logger)?;
 
         let (events_tx, events_rx) = mpsc::channel();
+        let stopping = Arc::new(AtomicBool::new(false));
         let (status_tx, status_rx) = watch::channel(ChainStatus::default());
         let contacts = Contacts::default();
         let addrs = config
@@ -141,6 +144,8 @@ impl ChainHandle {
             last_leader: 0,
             last_role: StateRole::Follower,
             bytes_since_snapshot: 0,
+            recent_heights: VecDeque::new(),
+            stopping: stopping.clone(),
             fast_campaign_term: 0,
         };
         let thread = std::thread::Builder::new()
@@ -157,6 +162,7 @@ impl ChainHandle {
             contacts,
             events: events_tx,
             status: status_rx,
+            stopping,
             thread: Mutex::new(Some(thread)),
         }))
     }
@@ -207,6 +213,7 @@ impl ChainHandle {
     }
 
     pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
         let _ = self.events.send(Event::Stop);
         if let Some(t) = self.thread.lock().expect("thread").take() {
             let _ = t.join();
@@ -242,6 +249,10 @@ pub(super) struct Chain {
     last_leader: u64,
     last_role: StateRole,
     pub(super) bytes_since_snapshot: u64,
+    /// (raft index, ledger height after it) of the last applied entries.
+    pub(super) recent_heights: VecDeque<(u64, u64)>,
+    /// Set by [`ChainHandle::stop`]: long waits (block pulling) give up.
+    pub(super) stopping: Arc<AtomicBool>,
     fast_campaign_term: u64,
 }
 
@@ -367,13 +378,25 @@ impl Chain {
             let Some(batch) = self.ready_batches.pop_front() else {
                 return;
             };
-            let txs: Vec<Vec<u8>> = batch.into_iter().map(|p| p.envelope).collect();
+            // A transaction cut before an earlier term's block holding it was applied (a
+            // client retried during a leader change) must not be ordered twice. With a
+            // creator, everything before this term is applied, so the window is complete.
+            let txs: Vec<Vec<u8>> = batch
+                .into_iter()
+                .filter(|p| self.store.block_of_tx(&p.tx_id).is_none())
+                .map(|p| p.envelope)
+                .collect();
+            if txs.is_empty() {
+                continue;
+            }
             let (block, bytes) = creator.create(txs);
             let number = block.header.as_ref().map(|h| h.number).unwrap_or_default();
             if let Err(e) = self.raw.propose(Vec::new(), bytes) {
                 tracing::warn!(channel = %self.channel, block = number, error = %e, "proposal dropped");
-                // The creator has moved past a block that will not exist: rebuild it.
+                // The creator has moved past a block that will not exist: start again once
+                // everything proposed so far is applied.
                 self.lose_leadership("proposal dropped; retry");
+                self.leader_start_index = self.raw.raft.raft_log.last_index();
                 return;
             }
             self.inflight.push_back(number);
@@ -436,7 +459,10 @@ impl Chain {
             .collect();
         others.sort_unstable();
         let rank = others.iter().position(|&id| id == self.id).unwrap_or(0) as u32;
-        let wait = self.tick_interval() * 2 * rank;
+        // Two heartbeats of silence first: a live leader whose stream from us merely reset
+        // is heard from again by then. Then followers take turns, two ticks apart.
+        let heartbeat = self.tick_interval() * self.raft_opts.heartbeat_tick.max(1);
+        let wait = heartbeat * 2 + self.tick_interval() * 2 * rank;
         if since.elapsed() < wait {
             return;
         }

@@ -78,7 +78,11 @@ impl RaftStorage {
             let (_, v) = item?;
             entries.push(Entry::parse_from_bytes(v.value()).map_err(pb_err)?);
         }
-        let applied = applied.max(snapshot.get_metadata().index);
+        // raft-rs refuses an applied index past the commit index; the commit index is
+        // persisted no later than the blocks, so this only guards against surprises.
+        let applied = applied
+            .min(hard_state.commit)
+            .max(snapshot.get_metadata().index);
         Ok((
             Self {
                 db,
