@@ -47,6 +47,15 @@ pub fn dump_logs(cluster: &LocalCluster) {
     }
 }
 
+impl Drop for Net {
+    /// A failing test shows what the orderers logged.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            dump_logs(&self.cluster);
+        }
+    }
+}
+
 impl Net {
     pub fn channel(&self) -> String {
         self.cluster.layout.channel.clone()
@@ -125,7 +134,6 @@ impl Net {
                 return;
             }
             if started.elapsed() > TIMEOUT {
-                dump_logs(&self.cluster);
                 panic!("orderer {i} stuck at height {h}, wanted {height}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
