@@ -26,6 +26,9 @@ use crate::ledger::BlockStore;
 use crate::proto::admin::Role;
 use crate::proto::common::{BatchOptions, ChannelConfig, RaftOptions};
 
+/// How often a follower looks at its connection to the leader.
+const LEADER_CHECK: Duration = Duration::from_millis(20);
+
 pub enum Event {
     Step(Box<Message>),
     Submit(Submission),
@@ -147,6 +150,7 @@ impl ChainHandle {
             recent_heights: VecDeque::new(),
             stopping: stopping.clone(),
             fast_campaign_term: 0,
+            next_leader_check: Instant::now(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("chain-{}", config.channel_id))
@@ -254,6 +258,7 @@ pub(super) struct Chain {
     /// Set by [`ChainHandle::stop`]: long waits (block pulling) give up.
     pub(super) stopping: Arc<AtomicBool>,
     fast_campaign_term: u64,
+    next_leader_check: Instant,
 }
 
 impl Chain {
@@ -271,7 +276,8 @@ impl Chain {
         self.publish_status();
         loop {
             let now = Instant::now();
-            let mut wake = next_tick;
+            // Checks for a dead leader run between ticks too: ticks can be 500ms apart.
+            let mut wake = next_tick.min(now + LEADER_CHECK);
             if let Some(d) = self.cutter.deadline().filter(|_| self.creator.is_some()) {
                 wake = wake.min(d);
             }
@@ -298,6 +304,10 @@ impl Chain {
                     next_tick = now + tick;
                 }
                 self.on_tick();
+            }
+            if now >= self.next_leader_check {
+                self.next_leader_check = now + LEADER_CHECK;
+                self.maybe_fast_campaign();
             }
             if self.creator.is_some() && self.cutter.deadline().is_some_and(|d| d <= now) {
                 let batch = self.cutter.cut();
@@ -422,7 +432,6 @@ impl Chain {
                 ));
             }
         }
-        self.maybe_fast_campaign();
     }
 
     /// A follower whose connection to the leader broke does not wait out the election timeout:
@@ -440,7 +449,7 @@ impl Chain {
         let Some(addr) = self.addrs.get(&leader) else {
             return;
         };
-        let PeerState::Down(since) = self.transport.state(addr) else {
+        let PeerState::Down { since, refused } = self.transport.state(addr) else {
             return;
         };
         // Still hearing from it: the outage is one-sided or over.
@@ -459,10 +468,18 @@ impl Chain {
             .collect();
         others.sort_unstable();
         let rank = others.iter().position(|&id| id == self.id).unwrap_or(0) as u32;
-        // Two heartbeats of silence first: a live leader whose stream from us merely reset
-        // is heard from again by then. Then followers take turns, two ticks apart.
+        // A refused dial means the leader's process is gone: go at once. Otherwise (the stream
+        // merely reset) two heartbeats of silence first, since a live leader is heard from
+        // again by then. Followers take turns so that votes do not split.
         let heartbeat = self.tick_interval() * self.raft_opts.heartbeat_tick.max(1);
-        let wait = heartbeat * 2 + self.tick_interval() * 2 * rank;
+        let silence = if refused {
+            Duration::ZERO
+        } else {
+            heartbeat * 2
+        };
+        // The turn needs to outlast one round of votes, not a Raft tick.
+        let turn = (self.tick_interval() * 2).min(Duration::from_millis(100));
+        let wait = silence + turn * rank;
         if since.elapsed() < wait {
             return;
         }

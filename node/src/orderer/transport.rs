@@ -20,8 +20,12 @@ const QUEUE: usize = 8192;
 pub enum PeerState {
     Connecting,
     Connected,
-    /// Down since this instant (the stream broke or the dial failed).
-    Down(Instant),
+    /// Down since `since` (the stream broke or the dial failed). `refused`: nothing listens
+    /// at the peer's address any more, so its process is gone, not just the stream.
+    Down {
+        since: Instant,
+        refused: bool,
+    },
 }
 
 struct Peer {
@@ -81,14 +85,17 @@ impl Transport {
         let Ok(peer) = self.peer(addr) else {
             return false;
         };
-        let down = matches!(*peer.state.lock().expect("state"), PeerState::Down(_));
+        let down = matches!(*peer.state.lock().expect("state"), PeerState::Down { .. });
         peer.queue.try_send(msg).is_ok() && !down
     }
 
     pub fn state(&self, addr: &str) -> PeerState {
         match self.peer(addr) {
             Ok(p) => *p.state.lock().expect("state"),
-            Err(_) => PeerState::Down(Instant::now()),
+            Err(_) => PeerState::Down {
+                since: Instant::now(),
+                refused: false,
+            },
         }
     }
 
@@ -99,11 +106,24 @@ impl Transport {
 }
 
 fn set(state: &Mutex<PeerState>, s: PeerState) {
-    let mut st = state.lock().expect("state");
-    // Keep the first instant of an outage.
-    if !(matches!(*st, PeerState::Down(_)) && matches!(s, PeerState::Down(_))) {
-        *st = s;
+    *state.lock().expect("state") = s;
+}
+
+/// Whether plain TCP dials to `addr` are refused (no process listens there). Tried a few
+/// times: a dying process's listener can outlive its connections by a moment.
+async fn refused(addr: &str) -> bool {
+    for _ in 0..5 {
+        let dial = tokio::time::timeout(
+            Duration::from_millis(300),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await;
+        if matches!(dial, Ok(Err(ref e)) if e.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    false
 }
 
 async fn run_stream(
@@ -139,8 +159,25 @@ async fn run_stream(
                 },
             }
         };
-        set(&state, PeerState::Down(Instant::now()));
+        // The outage counts from this break: a chain compares it with its last contact.
+        let since = Instant::now();
+        set(
+            &state,
+            PeerState::Down {
+                since,
+                refused: false,
+            },
+        );
         tracing::debug!(peer = %addr, error = ?broke, "cluster stream to peer ended");
+        if refused(&addr).await {
+            set(
+                &state,
+                PeerState::Down {
+                    since,
+                    refused: true,
+                },
+            );
+        }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_millis(500));
         // Messages queued while down are stale: Raft will resend what matters.
