@@ -55,3 +55,75 @@ async fn a_far_behind_orderer_catches_up_through_a_snapshot() {
         "expected a snapshot catch-up in the log"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_cluster_killed_at_once_restarts_from_its_own_storage() {
+    let mut net = support::start(OrderingSpec {
+        orderers: 3,
+        ..Default::default()
+    })
+    .await;
+    let acked = net.submit(0, 50, 256).await;
+    let (retry, retry_id) = net
+        .client
+        .envelope(&net.channel(), b"before".to_vec())
+        .unwrap();
+    let first = net
+        .client
+        .broadcast(&net.addr(1), vec![retry.clone()])
+        .await
+        .unwrap();
+    assert_eq!(first[0].tx_id, retry_id);
+    let height = net
+        .admin
+        .status(&net.addr(0), &net.channel())
+        .await
+        .unwrap()
+        .height;
+    let before = net.blocks(0).await;
+
+    for i in 0..3 {
+        net.cluster.kill(i).unwrap();
+    }
+    net.cluster.start_all().unwrap();
+    for i in 0..3 {
+        net.cluster
+            .wait_ready(i, &net.admin, TIMEOUT)
+            .await
+            .unwrap();
+    }
+    net.cluster
+        .wait_leader(&net.admin, &[], TIMEOUT)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        net.wait_height(i, height).await;
+    }
+    // Nothing acknowledged was lost, and the blocks are the same ones.
+    let after = net.blocks(2).await;
+    for (a, b) in before.iter().zip(&after) {
+        assert_eq!(a, b);
+    }
+    let ids = support::tx_ids(&after);
+    assert!(acked.iter().all(|id| ids.contains(id)));
+    // A retry from before the restart is recognised, not ordered again.
+    let again = net
+        .client
+        .broadcast(&net.addr(2), vec![retry])
+        .await
+        .unwrap();
+    assert_eq!(
+        again[0].block_number, first[0].block_number,
+        "{}",
+        again[0].info
+    );
+    assert_eq!(
+        support::tx_ids(&net.blocks(0).await)
+            .iter()
+            .filter(|id| **id == retry_id)
+            .count(),
+        1
+    );
+    // And ordering goes on.
+    net.submit(1, 10, 256).await;
+}

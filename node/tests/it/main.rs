@@ -2,5 +2,6 @@
 
 mod bad_input;
 mod catch_up;
+mod deliver;
 mod failover;
 mod support;
