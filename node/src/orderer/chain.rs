@@ -309,7 +309,14 @@ impl Chain {
                 self.next_leader_check = now + LEADER_CHECK;
                 self.maybe_fast_campaign();
             }
-            if self.creator.is_some() && self.cutter.deadline().is_some_and(|d| d <= now) {
+            // batchTimeout bounds how long a transaction waits for its block; a leader with
+            // nothing in flight cuts at once, so that batches grow only while the previous
+            // block replicates (latency of one round trip when load is light).
+            let idle = self.inflight.is_empty() && self.ready_batches.is_empty();
+            if self.creator.is_some()
+                && !self.cutter.is_empty()
+                && (idle || self.cutter.deadline().is_some_and(|d| d <= now))
+            {
                 let batch = self.cutter.cut();
                 self.ready_batches.push_back(batch);
             }
