@@ -113,6 +113,35 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// SIGTERM, then waits up to `timeout` for a clean exit (SIGKILL after that, and an error).
+    pub fn terminate(
+        &mut self,
+        i: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        let Some(mut child) = self.nodes[i].child.take() else {
+            bail!("{} is not running", self.nodes[i].name);
+        };
+        let pid = libc::pid_t::try_from(child.id())?;
+        // SAFETY: plain kill(2) on the PID of a child we started and have not reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if started.elapsed() > timeout {
+                child.kill()?;
+                child.wait()?;
+                bail!(
+                    "{} did not stop within {timeout:?} of SIGTERM",
+                    self.nodes[i].name
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn kill_all(&mut self) {
         for i in 0..self.nodes.len() {
             let _ = self.kill(i);

@@ -20,6 +20,8 @@ use crate::proto::orderer::DeliverRequest;
 use crate::tls::{peer_cert, TlsMaterial};
 
 const MAX_MESSAGE: usize = 256 << 20;
+/// How long a stopping orderer lets open calls finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 struct BroadcastService {
     reg: Arc<Registrar>,
@@ -80,7 +82,8 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
     })
     .await??;
     tracing::info!(node = %cfg.name, address = %cfg.listen_address, channels = reg.list().len(), "orderer started");
-    let result = tonic::transport::Server::builder()
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
         .tls_config(server_tls)?
         .tcp_nodelay(true)
         .add_service(
@@ -98,9 +101,27 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stop_rx.await;
+        });
+    let mut server = tokio::spawn(server);
+    let result = tokio::select! {
+        r = &mut server => r?,
+        _ = shutdown => {
+            let _ = stop_tx.send(());
+            // Other orderers' Raft streams and followers' Deliver streams do not end by
+            // themselves: wait for them only briefly.
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    server.abort();
+                    Ok(())
+                }
+            }
+        }
+    };
     let r2 = reg.clone();
     tokio::task::spawn_blocking(move || r2.shutdown()).await?;
+    tracing::info!(node = %cfg.name, "orderer stopped");
     result.context("server failed")
 }
