@@ -26,6 +26,10 @@ use crate::ledger::BlockStore;
 use crate::proto::admin::Role;
 use crate::proto::common::{BatchOptions, ChannelConfig, RaftOptions};
 
+/// redb's page cache per channel (its default is 1 GiB): recent blocks and the Raft log's
+/// tail are what is read back.
+const LEDGER_CACHE: usize = 32 << 20;
+
 /// How often a follower looks at its connection to the leader.
 const LEADER_CHECK: Duration = Duration::from_millis(20);
 
@@ -90,7 +94,9 @@ impl ChainHandle {
             .with_context(|| format!("channel {} readers policy", config.channel_id))?;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let db = Arc::new(
-            Database::create(dir.join("ledger.redb"))
+            Database::builder()
+                .set_cache_size(LEDGER_CACHE)
+                .create(dir.join("ledger.redb"))
                 .with_context(|| format!("cannot open ledger in {}", dir.display()))?,
         );
         let store = Arc::new(BlockStore::open(db.clone())?);
