@@ -9,7 +9,7 @@ use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 use tokio::sync::watch;
 
 use super::block::{header_hash, tx_ids};
-use super::txwindow::{TxWindow, WINDOW_BLOCKS};
+use super::txwindow::{TxWindow, WINDOW_AGE, WINDOW_BLOCKS};
 use crate::proto::common::Block;
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
@@ -51,7 +51,7 @@ impl BlockStore {
                 }
             }
         };
-        let mut recent = TxWindow::new(WINDOW_BLOCKS);
+        let mut recent = TxWindow::new(WINDOW_BLOCKS, WINDOW_AGE);
         {
             let r = db.begin_read()?;
             let t = r.open_table(BLOCKS)?;
@@ -105,7 +105,7 @@ impl BlockStore {
     }
 
     /// The block that holds `tx_id`, if it was ordered in one of the last
-    /// [`WINDOW_BLOCKS`] blocks.
+    /// [`WINDOW_BLOCKS`] blocks or within [`WINDOW_AGE`].
     pub fn block_of_tx(&self, tx_id: &str) -> Option<u64> {
         self.recent.lock().expect("recent").get(tx_id)
     }

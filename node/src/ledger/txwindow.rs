@@ -3,14 +3,21 @@
 //!
 //! A durable index of every id would cost a random B-tree insert per transaction (it more
 //! than halved ordering throughput); retries come within seconds, so a window of recent
-//! blocks, rebuilt from the ledger at start-up, is enough. Peers reject older duplicates.
+//! blocks (the last 500, and all of the last minute), rebuilt from the ledger at start-up,
+//! is enough. Peers reject older duplicates.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use ring::digest::{digest, SHA256};
 
-/// How many recent blocks' transaction ids are remembered.
+/// How many recent blocks' transaction ids are remembered, at least.
 pub const WINDOW_BLOCKS: usize = 500;
+/// Blocks younger than this are remembered whatever their number (small blocks come fast
+/// under load), so that any retry a client makes after a timeout is recognised.
+pub const WINDOW_AGE: Duration = Duration::from_secs(60);
+/// A bound on memory whatever the load (about 50 bytes an id).
+const MAX_IDS: usize = 2_000_000;
 
 type Key = [u8; 32];
 
@@ -25,15 +32,17 @@ fn key(tx_id: &str) -> Key {
 pub struct TxWindow {
     capacity: usize,
     by_id: HashMap<Key, u64>,
-    blocks: VecDeque<(u64, Vec<Key>)>,
+    blocks: VecDeque<(u64, Vec<Key>, Instant)>,
+    max_age: Duration,
 }
 
 impl TxWindow {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, max_age: Duration) -> Self {
         Self {
             capacity: capacity.max(1),
             by_id: HashMap::new(),
             blocks: VecDeque::new(),
+            max_age,
         }
     }
 
@@ -42,9 +51,13 @@ impl TxWindow {
         for k in &keys {
             self.by_id.insert(*k, number);
         }
-        self.blocks.push_back((number, keys));
-        while self.blocks.len() > self.capacity {
-            let Some((old, keys)) = self.blocks.pop_front() else {
+        self.blocks.push_back((number, keys, Instant::now()));
+        while let Some((_, _, at)) = self.blocks.front() {
+            let expired = self.blocks.len() > self.capacity && at.elapsed() > self.max_age;
+            if !expired && self.by_id.len() <= MAX_IDS {
+                break;
+            }
+            let Some((old, keys, _)) = self.blocks.pop_front() else {
                 break;
             };
             for k in keys {
@@ -67,7 +80,7 @@ mod tests {
 
     #[test]
     fn remembers_the_last_blocks_only() {
-        let mut w = TxWindow::new(2);
+        let mut w = TxWindow::new(2, Duration::ZERO);
         let id = |n: u8| hex::encode([n; 32]);
         w.insert_block(1, &[id(1), "genesis-x".into()]);
         w.insert_block(2, &[id(2)]);
@@ -77,5 +90,11 @@ mod tests {
         assert_eq!(w.get(&id(1)), None, "block 1 left the window");
         assert_eq!(w.get(&id(2)), Some(2));
         assert_eq!(w.get(&id(3)), Some(3));
+
+        // Young blocks stay even past the block count.
+        let mut w = TxWindow::new(1, Duration::from_secs(60));
+        w.insert_block(1, &[id(1)]);
+        w.insert_block(2, &[id(2)]);
+        assert_eq!(w.get(&id(1)), Some(1));
     }
 }

@@ -94,7 +94,12 @@ pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768);
-    let (low, high) = (10_000u16, ephemeral_low.max(10_001));
+    // Where the ephemeral range starts low, fall back to a fixed range (clashes stay possible).
+    let (low, high) = if ephemeral_low >= 20_000 {
+        (10_000u16, ephemeral_low)
+    } else {
+        (20_000, 30_000)
+    };
     let rng = ring::rand::SystemRandom::new();
     let mut ports = Vec::with_capacity(n);
     let mut held = Vec::with_capacity(n);

@@ -35,7 +35,7 @@ pub fn pull(
             );
         }
         for addr in sources {
-            if store.height() >= target {
+            if store.height() >= target || stopping.load(Ordering::Relaxed) {
                 break;
             }
             let res = runtime.block_on(pull_from(transport, addr, channel, store, target));

@@ -315,23 +315,14 @@ impl Chain {
                 self.next_leader_check = now + LEADER_CHECK;
                 self.maybe_fast_campaign();
             }
-            // batchTimeout bounds how long a transaction waits for its block; a leader with
-            // nothing in flight cuts at once, so that batches grow only while the previous
-            // block replicates (latency of one round trip when load is light).
-            let idle = self.inflight.is_empty() && self.ready_batches.is_empty();
-            if self.creator.is_some()
-                && !self.cutter.is_empty()
-                && (idle || self.cutter.deadline().is_some_and(|d| d <= now))
-            {
-                let batch = self.cutter.cut();
-                self.ready_batches.push_back(batch);
-            }
+            self.cut_if_due(now);
             self.propose_batches();
             if let Err(e) = self.on_ready() {
                 tracing::error!(channel = %self.channel, error = format!("{e:#}"), "storage failure; stopping the chain");
                 break;
             }
             self.on_role_change();
+            self.cut_if_due(Instant::now());
             self.propose_batches();
             self.publish_status();
         }
@@ -391,6 +382,19 @@ impl Chain {
         }
     }
 
+    /// Cuts the pending batch when its batchTimeout is up, or at once when no block is in
+    /// flight, so that batches grow only while the previous block replicates.
+    fn cut_if_due(&mut self, now: Instant) {
+        let idle = self.inflight.is_empty() && self.ready_batches.is_empty();
+        if self.creator.is_some()
+            && !self.cutter.is_empty()
+            && (idle || self.cutter.deadline().is_some_and(|d| d <= now))
+        {
+            let batch = self.cutter.cut();
+            self.ready_batches.push_back(batch);
+        }
+    }
+
     /// Proposes cut batches as blocks while there is room among in-flight blocks.
     fn propose_batches(&mut self) {
         let max = self.raft_opts.max_inflight_blocks.max(1) as usize;
@@ -404,18 +408,25 @@ impl Chain {
             // A transaction cut before an earlier term's block holding it was applied (a
             // client retried during a leader change) must not be ordered twice. With a
             // creator, everything before this term is applied, so the window is complete.
-            let txs: Vec<Vec<u8>> = batch
+            let (batch_ids, txs): (Vec<String>, Vec<Vec<u8>>) = batch
                 .into_iter()
                 .filter(|p| self.store.block_of_tx(&p.tx_id).is_none())
-                .map(|p| p.envelope)
-                .collect();
+                .map(|p| (p.tx_id, p.envelope))
+                .unzip();
             if txs.is_empty() {
                 continue;
             }
+            let ids: Vec<String> = batch_ids;
             let (block, bytes) = creator.create(txs);
             let number = block.header.as_ref().map(|h| h.number).unwrap_or_default();
             if let Err(e) = self.raw.propose(Vec::new(), bytes) {
                 tracing::warn!(channel = %self.channel, block = number, error = %e, "proposal dropped");
+                for id in ids {
+                    self.queued.remove(&id);
+                    for w in self.waiters.remove(&id).unwrap_or_default() {
+                        let _ = w.send(Outcome::Unavailable("proposal dropped; retry".into()));
+                    }
+                }
                 // The creator has moved past a block that will not exist: start again once
                 // everything proposed so far is applied.
                 self.lose_leadership("proposal dropped; retry");
@@ -447,9 +458,10 @@ impl Chain {
         }
     }
 
-    /// A follower whose connection to the leader broke does not wait out the election timeout:
-    /// it campaigns at once (as a leadership transfer, so that peers still in the dead leader's
-    /// lease vote). Followers take turns by rank so that their votes do not split.
+    /// A follower whose connection to the leader broke, and whose dials to the leader are
+    /// refused (nothing listens there: the process is gone), does not wait out the election
+    /// timeout: it campaigns at once, as a leadership transfer, so that peers still in the dead
+    /// leader's lease vote.
     fn maybe_fast_campaign(&mut self) {
         let leader = self.raw.raft.leader_id;
         let term = self.raw.raft.term;
@@ -481,18 +493,16 @@ impl Chain {
             .collect();
         others.sort_unstable();
         let rank = others.iter().position(|&id| id == self.id).unwrap_or(0) as u32;
-        // A refused dial means the leader's process is gone: go at once. Otherwise (the stream
-        // merely reset) two heartbeats of silence first, since a live leader is heard from
-        // again by then. Followers take turns so that votes do not split.
-        let heartbeat = self.tick_interval() * self.raft_opts.heartbeat_tick.max(1);
-        let silence = if refused {
-            Duration::ZERO
-        } else {
-            heartbeat * 2
-        };
+        // Only a refused dial proves the leader's process is gone. A stream that merely broke
+        // (a partition, a reset) is left to Raft's own pre-vote election: a transfer-style
+        // campaign skips pre-vote and the leader lease, and could depose a live leader.
+        if !refused {
+            return;
+        }
+        // Followers take turns so that votes do not split.
         // The turn needs to outlast one round of votes, not a Raft tick.
         let turn = (self.tick_interval() * 2).min(Duration::from_millis(100));
-        let wait = silence + turn * rank;
+        let wait = turn * rank;
         if since.elapsed() < wait {
             return;
         }

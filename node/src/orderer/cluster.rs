@@ -83,26 +83,33 @@ impl cluster_server::Cluster for ClusterService {
         let (tx, rx) = mpsc::channel(1024);
         let reg = self.reg.clone();
         tokio::spawn(async move {
-            // Which channels the sender is a consenter of: checked once per stream.
+            // Which channels the sender is a consenter of: checked once per stream, cached
+            // only for channels that exist here.
             let mut allowed: HashMap<String, bool> = HashMap::new();
             while let Ok(Some(req)) = input.message().await {
-                let chain = reg.get(&req.channel_id);
-                let ok = *allowed.entry(req.channel_id.clone()).or_insert_with(|| {
-                    chain
-                        .as_ref()
-                        .is_some_and(|c| consenter_of(c, &cert).is_some())
-                });
                 let id = req.request_id;
-                let (Some(chain), true) = (chain, ok) else {
+                let Some(chain) = reg.get(&req.channel_id) else {
                     let answer = refusal(
                         id,
-                        format!("not a consenter of channel {:?} here", req.channel_id),
+                        format!("channel {:?} does not exist here", req.channel_id),
                     );
                     if tx.send(Ok(answer)).await.is_err() {
                         return;
                     }
                     continue;
                 };
+                let ok = *allowed
+                    .entry(req.channel_id.clone())
+                    .or_insert_with(|| consenter_of(&chain, &cert).is_some());
+                if !ok {
+                    // Not a consenter: nothing more from this stream.
+                    let info = format!(
+                        "only consenters of channel {} may forward transactions",
+                        req.channel_id
+                    );
+                    let _ = tx.send(Err(Status::permission_denied(info))).await;
+                    return;
+                }
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let _ = tx

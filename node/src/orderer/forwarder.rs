@@ -19,7 +19,14 @@ use crate::proto::common::{Envelope, Status};
 const TIMEOUT: Duration = Duration::from_secs(10);
 const QUEUE: usize = 8192;
 
-type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<SubmitResponse>>>>;
+#[derive(Default)]
+struct WaiterSet {
+    pending: HashMap<u64, oneshot::Sender<SubmitResponse>>,
+    /// The stream's reader has ended: no answer will come.
+    closed: bool,
+}
+
+type Waiters = Arc<Mutex<WaiterSet>>;
 
 struct Stream {
     requests: mpsc::Sender<SubmitRequest>,
@@ -49,33 +56,44 @@ impl Forwarder {
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        stream.waiters.lock().expect("waiters").insert(id, tx);
+        {
+            let mut waiters = stream.waiters.lock().expect("waiters");
+            if waiters.closed {
+                drop(waiters);
+                self.drop_stream(addr, &stream);
+                return Outcome::Unavailable(format!(
+                    "the stream to the leader at {addr} closed; retry"
+                ));
+            }
+            waiters.pending.insert(id, tx);
+        }
         let req = SubmitRequest {
             channel_id: channel.to_string(),
             envelope: Some(env),
             request_id: id,
         };
-        if stream.requests.send(req).await.is_err() {
-            stream.waiters.lock().expect("waiters").remove(&id);
-            self.drop_stream(addr, &stream);
-            return Outcome::Unavailable(format!(
-                "the stream to the leader at {addr} closed; retry"
-            ));
-        }
-        match tokio::time::timeout(TIMEOUT, rx).await {
-            Err(_) => {
-                stream.waiters.lock().expect("waiters").remove(&id);
+        // One deadline for queueing and answering: a stalled connection must not hold
+        // callers longer than a lost leader would.
+        let answer = tokio::time::timeout(TIMEOUT, async {
+            if stream.requests.send(req).await.is_err() {
+                return None;
+            }
+            rx.await.ok()
+        })
+        .await;
+        stream.waiters.lock().expect("waiters").pending.remove(&id);
+        match answer {
+            Err(_) => Outcome::Unavailable(format!(
+                "the leader at {addr} did not answer within {TIMEOUT:?}; the transaction may still be ordered, and a retry is recognised"
+            )),
+            Ok(None) => {
+                self.drop_stream(addr, &stream);
                 Outcome::Unavailable(format!(
-                    "the leader at {addr} did not answer within {TIMEOUT:?}; retry"
+                    "the connection to the leader at {addr} broke; the transaction may still be ordered, and a retry is recognised"
                 ))
             }
-            Ok(Err(_)) => Outcome::Unavailable(format!(
-                "the connection to the leader at {addr} broke; retry"
-            )),
-            Ok(Ok(r)) if r.status == Status::Success as i32 => Outcome::Ordered {
-                block: r.block_number,
-            },
-            Ok(Ok(r)) => Outcome::Unavailable(r.info),
+            Ok(Some(r)) if r.status == Status::Success as i32 => Outcome::Ordered { block: r.block_number },
+            Ok(Some(r)) => Outcome::Unavailable(r.info),
         }
     }
 
@@ -89,7 +107,7 @@ impl Forwarder {
     fn stream(&self, transport: &Transport, addr: &str) -> anyhow::Result<Arc<Stream>> {
         let mut streams = self.streams.lock().expect("streams");
         if let Some(s) = streams.get(addr) {
-            if !s.requests.is_closed() {
+            if !s.requests.is_closed() && !s.waiters.lock().expect("waiters").closed {
                 return Ok(s.clone());
             }
         }
@@ -109,7 +127,12 @@ impl Forwarder {
                 Ok(resp) => {
                     let mut answers = resp.into_inner();
                     while let Ok(Some(r)) = answers.message().await {
-                        if let Some(w) = waiters.lock().expect("waiters").remove(&r.request_id) {
+                        if let Some(w) = waiters
+                            .lock()
+                            .expect("waiters")
+                            .pending
+                            .remove(&r.request_id)
+                        {
                             let _ = w.send(r);
                         }
                     }
@@ -117,7 +140,9 @@ impl Forwarder {
                 Err(e) => tracing::debug!(error = %e, "submit stream to the leader failed"),
             }
             // Whoever still waits learns that the stream broke (their senders drop here).
-            waiters.lock().expect("waiters").clear();
+            let mut w = waiters.lock().expect("waiters");
+            w.closed = true;
+            w.pending.clear();
         });
         Ok(stream)
     }
