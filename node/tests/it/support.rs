@@ -141,21 +141,11 @@ impl Net {
     }
 }
 
-/// The tx ids in a list of blocks, in ledger order.
+/// The tx ids in a list of blocks (after the genesis block), in ledger order.
 pub fn tx_ids(blocks: &[Block]) -> Vec<String> {
-    use prost::Message;
-    use raftnet_node::proto::common::{Envelope, Payload};
     blocks
         .iter()
         .skip(1)
-        .flat_map(|b| b.data.as_ref().unwrap().transactions.iter())
-        .map(|tx| {
-            let env = Envelope::decode(&tx[..]).unwrap();
-            Payload::decode(&env.payload[..])
-                .unwrap()
-                .header
-                .unwrap()
-                .tx_id
-        })
+        .flat_map(raftnet_node::ledger::tx_ids)
         .collect()
 }
