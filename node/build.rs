@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/orderer.proto",
         "proto/cluster.proto",
         "proto/admin.proto",
+        "proto/peer.proto",
     ];
     tonic_prost_build::configure().compile_protos(&protos, &["proto"])?;
     for p in protos {

@@ -20,6 +20,17 @@ pub struct NodeConfig {
     /// Where the node keeps its ledgers and Raft logs.
     pub data_dir: PathBuf,
     pub tls: TlsFiles,
+    /// Peers only: the signing certificate (OU=peer) and key that endorsements are made with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<SigningFiles>,
+}
+
+/// A signing certificate and its private key (PEM).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SigningFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// PEM files for mutual TLS.
@@ -68,7 +79,11 @@ impl NodeConfig {
         fix(&mut self.tls.cert);
         fix(&mut self.tls.key);
         fix(&mut self.tls.admin_root_ca);
-        self.tls.root_cas.iter_mut().for_each(fix);
+        self.tls.root_cas.iter_mut().for_each(&fix);
+        if let Some(id) = &mut self.identity {
+            fix(&mut id.cert);
+            fix(&mut id.key);
+        }
     }
 }
 

@@ -1,6 +1,8 @@
-//! raftnet data plane: Raft ordering nodes, their storage and wire API, and the client.
+//! raftnet data plane: Raft ordering nodes, peers, contracts, their storage and wire API,
+//! and the client.
 //! Nothing here talks to Kubernetes.
 
+pub mod chaincode;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -9,5 +11,6 @@ pub mod ledger;
 pub mod local;
 pub mod network;
 pub mod orderer;
+pub mod peer;
 pub mod proto;
 pub mod tls;

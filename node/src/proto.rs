@@ -12,3 +12,6 @@ pub mod cluster {
 pub mod admin {
     tonic::include_proto!("raftnet.admin");
 }
+pub mod peer {
+    tonic::include_proto!("raftnet.peer");
+}

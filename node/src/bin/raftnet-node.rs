@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use raftnet_node::config::NodeConfig;
 
 #[derive(Parser)]
-#[command(name = "raftnet-node", version, about = "A raftnet ordering node")]
+#[command(
+    name = "raftnet-node",
+    version,
+    about = "A raftnet node: an orderer or a peer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,6 +21,12 @@ enum Command {
     /// Run an orderer.
     Orderer {
         /// The node's YAML configuration.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+    },
+    /// Run a peer.
+    Peer {
+        /// The node's YAML configuration (with `identity` for its signing certificate).
         #[arg(long, short = 'c')]
         config: PathBuf,
     },
@@ -31,7 +41,8 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Orderer { config } => run_orderer(config),
+        Command::Orderer { config } => run_node(config, Kind::Orderer),
+        Command::Peer { config } => run_node(config, Kind::Peer),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -42,7 +53,12 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run_orderer(config: PathBuf) -> anyhow::Result<()> {
+enum Kind {
+    Orderer,
+    Peer,
+}
+
+fn run_node(config: PathBuf, kind: Kind) -> anyhow::Result<()> {
     let cfg = NodeConfig::load(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -51,14 +67,17 @@ fn run_orderer(config: PathBuf) -> anyhow::Result<()> {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        raftnet_node::orderer::run(cfg, async move {
+        let shutdown = async move {
             tokio::select! {
                 _ = int.recv() => {},
                 _ = term.recv() => {},
             }
             tracing::info!("shutting down");
-        })
-        .await
+        };
+        match kind {
+            Kind::Orderer => raftnet_node::orderer::run(cfg, shutdown).await,
+            Kind::Peer => raftnet_node::peer::run(cfg, shutdown).await,
+        }
     });
     // Tasks still blocked on dead connections must not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

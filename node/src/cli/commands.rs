@@ -45,6 +45,7 @@ pub fn bootstrap(a: BootstrapArgs) -> anyhow::Result<()> {
             channel: a.channel,
             orderers: a.orderers,
             orgs: a.orgs,
+            peers_per_org: a.peers_per_org,
             raft: a.options.raft(),
             batch: a.options.batch(),
         },
@@ -58,6 +59,18 @@ pub fn bootstrap(a: BootstrapArgs) -> anyhow::Result<()> {
         ]);
     }
     println!("{t}\n");
+    if !layout.peers.is_empty() {
+        let mut t = table(&["PEER", "ORG", "ADDRESS", "CONFIG"]);
+        for p in &layout.peers {
+            t.add_row(vec![
+                p.name.clone(),
+                p.msp_id.clone(),
+                p.address.clone(),
+                p.config.display().to_string(),
+            ]);
+        }
+        println!("{t}\n");
+    }
     println!("genesis block:   {}", layout.genesis.display());
     println!("admin identity:  {}", layout.admin.display());
     println!("client identity: {}", layout.client.display());

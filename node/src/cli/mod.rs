@@ -62,6 +62,9 @@ pub struct BootstrapArgs {
     /// Application organisations (repeat for more).
     #[arg(long = "org", default_values_t = vec!["Org1MSP".to_string()])]
     pub orgs: Vec<String>,
+    /// Peers of each application organisation (run with `raftnet-node peer --config`).
+    #[arg(long, default_value_t = 0)]
+    pub peers_per_org: usize,
     #[command(flatten)]
     pub options: ChannelOptions,
 }

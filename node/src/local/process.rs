@@ -1,4 +1,4 @@
-//! Starting, killing and restarting node processes.
+//! Starting, killing and restarting node processes: orderers and peers.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -10,8 +10,26 @@ use anyhow::{bail, Context};
 use crate::client::Client;
 use crate::network::ordering::OrderingLayout;
 
+/// What a node process runs as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    Orderer,
+    Peer,
+}
+
+impl NodeKind {
+    /// The `raftnet-node` subcommand that runs this kind of node.
+    pub fn subcommand(&self) -> &'static str {
+        match self {
+            NodeKind::Orderer => "orderer",
+            NodeKind::Peer => "peer",
+        }
+    }
+}
+
 pub struct LocalNode {
     pub name: String,
+    pub kind: NodeKind,
     pub address: String,
     pub config: PathBuf,
     pub log: PathBuf,
@@ -28,10 +46,12 @@ impl LocalNode {
     }
 }
 
-/// The orderers of a generated layout, as child processes of this one.
+/// The orderers and peers of a generated layout, as child processes of this one.
 pub struct LocalCluster {
     pub layout: OrderingLayout,
     pub binary: PathBuf,
+    /// The orderers first, in consenter id order (orderer N is node N-1), then the peers in
+    /// `layout.peers` order.
     pub nodes: Vec<LocalNode>,
 }
 
@@ -53,22 +73,59 @@ pub fn node_binary() -> anyhow::Result<PathBuf> {
 
 impl LocalCluster {
     pub fn new(layout: OrderingLayout, binary: &Path) -> Self {
-        let nodes = layout
+        let node = |name: &str, kind, address: &str, config: &Path| LocalNode {
+            name: name.to_string(),
+            kind,
+            address: address.to_string(),
+            config: config.to_path_buf(),
+            log: config.with_file_name("node.log"),
+            child: None,
+        };
+        let orderers = layout
             .orderers
             .iter()
-            .map(|o| LocalNode {
-                name: o.name.clone(),
-                address: o.address.clone(),
-                config: o.config.clone(),
-                log: o.config.with_file_name("node.log"),
-                child: None,
-            })
-            .collect();
+            .map(|o| node(&o.name, NodeKind::Orderer, &o.address, &o.config));
+        let peers = layout
+            .peers
+            .iter()
+            .map(|p| node(&p.name, NodeKind::Peer, &p.address, &p.config));
+        let nodes = orderers.chain(peers).collect();
         Self {
             layout,
             binary: binary.to_path_buf(),
             nodes,
         }
+    }
+
+    pub fn orderer_count(&self) -> usize {
+        self.layout.orderers.len()
+    }
+
+    /// The index in `nodes` of the `p`-th peer of `layout.peers`.
+    pub fn peer_index(&self, p: usize) -> usize {
+        assert!(
+            p < self.layout.peers.len(),
+            "peer {p} requested, but the layout has {} peers",
+            self.layout.peers.len()
+        );
+        self.orderer_count() + p
+    }
+
+    /// A client acting as the admin of application organisation `msp_id` (the only admin a
+    /// peer of that organisation accepts).
+    pub fn admin_of(&self, msp_id: &str) -> anyhow::Result<Client> {
+        let Some((_, profile)) = self.layout.org_admins.iter().find(|(m, _)| m == msp_id) else {
+            let known: Vec<&str> = self
+                .layout
+                .org_admins
+                .iter()
+                .map(|(m, _)| m.as_str())
+                .collect();
+            bail!(
+                "{msp_id} is not an application organisation of this network (those are {known:?})"
+            );
+        };
+        Client::load(profile).with_context(|| format!("loading the admin of {msp_id}"))
     }
 
     pub fn start(&mut self, i: usize) -> anyhow::Result<()> {
@@ -81,7 +138,7 @@ impl LocalCluster {
             .append(true)
             .open(&node.log)?;
         let child = Command::new(&self.binary)
-            .arg("orderer")
+            .arg(node.kind.subcommand())
             .arg("--config")
             .arg(&node.config)
             .env(
@@ -97,6 +154,7 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Starts every node (orderers and peers) that is not running.
     pub fn start_all(&mut self) -> anyhow::Result<()> {
         for i in 0..self.nodes.len() {
             self.start(i)?;
@@ -171,18 +229,63 @@ impl LocalCluster {
         }
     }
 
-    /// Starts every node, joins each to the channel and waits for a leader.
+    /// Starts every orderer, joins each to the channel with `admin` (the orderer
+    /// organisation's) and waits for a leader. Peers are left to `start_peers`.
     pub async fn bootstrap(&mut self, admin: &Client, timeout: Duration) -> anyhow::Result<u64> {
-        self.start_all()?;
-        let genesis = std::fs::read(&self.layout.genesis)?;
-        for i in 0..self.nodes.len() {
+        for i in 0..self.orderer_count() {
+            self.start(i)?;
+        }
+        let genesis = self.genesis()?;
+        for i in 0..self.orderer_count() {
             self.wait_ready(i, admin, timeout).await?;
-            admin.join(&self.nodes[i].address, &genesis).await?;
+            admin
+                .join(&self.nodes[i].address, &genesis)
+                .await
+                .with_context(|| format!("joining {} to the channel", self.nodes[i].name))?;
         }
         self.wait_leader(admin, &[], timeout).await
     }
 
-    /// Waits until the running nodes (all but `down`) agree on a leader that is not in `down`.
+    /// Starts every peer and joins it to the channel, each with its own organisation's
+    /// admin. The orderers should be up (`bootstrap`) so that peers can pull blocks.
+    pub async fn start_peers(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let genesis = self.genesis()?;
+        let admins = self
+            .layout
+            .org_admins
+            .iter()
+            .map(|(msp_id, _)| Ok((msp_id.clone(), self.admin_of(msp_id)?)))
+            .collect::<anyhow::Result<Vec<(String, Client)>>>()?;
+        let peer_count = self.layout.peers.len();
+        for p in 0..peer_count {
+            self.start(self.peer_index(p))?;
+        }
+        for p in 0..peer_count {
+            let i = self.peer_index(p);
+            let msp_id = &self.layout.peers[p].msp_id;
+            let Some((_, admin)) = admins.iter().find(|(m, _)| m == msp_id) else {
+                bail!(
+                    "{} belongs to {msp_id}, which has no admin in the layout",
+                    self.nodes[i].name
+                );
+            };
+            self.wait_ready(i, admin, timeout).await?;
+            admin
+                .join(&self.nodes[i].address, &genesis)
+                .await
+                .with_context(|| format!("joining {} to the channel", self.nodes[i].name))?;
+        }
+        Ok(())
+    }
+
+    fn genesis(&self) -> anyhow::Result<Vec<u8>> {
+        let path = &self.layout.genesis;
+        std::fs::read(path)
+            .with_context(|| format!("cannot read the genesis block {}", path.display()))
+    }
+
+    /// Waits until the running orderers (all but `down`) agree on a leader that is not in
+    /// `down`. Peers take no part in Raft and are not asked.
     pub async fn wait_leader(
         &self,
         admin: &Client,
@@ -193,7 +296,7 @@ impl LocalCluster {
         loop {
             let mut leaders = Vec::new();
             for (i, n) in self.nodes.iter().enumerate() {
-                if down.contains(&i) {
+                if n.kind != NodeKind::Orderer || down.contains(&i) {
                     continue;
                 }
                 leaders.push(

@@ -82,6 +82,18 @@ impl OrgMaterial {
         write_pair(dir, "tls", &cert)
     }
 
+    /// A node's signing certificate from the organisation's CA (a peer endorses with it),
+    /// written as `sign-cert.pem` and `sign-key.pem` in `dir`.
+    pub fn node_signing(
+        &self,
+        name: &str,
+        role: Role,
+        dir: &Path,
+    ) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let cert = self.ca.issue(name, role, CertUsage::Signing, &[])?;
+        write_pair(dir, "sign", &cert)
+    }
+
     /// A user (client or admin): a signing certificate, a TLS client certificate and a
     /// profile file that the `raftnet` client reads. `tls_roots` are the roots it trusts.
     pub fn user(&self, name: &str, role: Role, tls_roots: &[PathBuf]) -> anyhow::Result<PathBuf> {

@@ -6,5 +6,5 @@ pub mod ordering;
 pub mod profile;
 
 pub use crypto::OrgMaterial;
-pub use ordering::{OrderingLayout, OrderingSpec};
+pub use ordering::{OrdererEntry, OrderingLayout, OrderingSpec, PeerEntry};
 pub use profile::ClientProfile;

@@ -1,10 +1,13 @@
-//! Generates an ordering service in a directory: an orderer organisation with N orderers, a
-//! client organisation, node configs on free 127.0.0.1 ports, and a channel's genesis block.
+//! Generates a network in a directory: an orderer organisation with N orderers, application
+//! organisations with their peers, admins and clients, node configs on free 127.0.0.1 ports,
+//! and a channel's genesis block.
 //!
 //! ```text
 //! DIR/orgs/OrdererMSP/...          CAs, users/admin/profile.yaml
-//! DIR/orgs/Org1MSP/...             CAs, users/client/profile.yaml
+//! DIR/orgs/Org1MSP/...             CAs, users/{admin,client}/profile.yaml
 //! DIR/orderers/orderer1/config.yaml, tls-cert.pem, tls-key.pem, data/
+//! DIR/peers/peer0.org1/config.yaml, tls-cert.pem, tls-key.pem, sign-cert.pem, sign-key.pem,
+//!                                  data/
 //! DIR/channels/CHANNEL.block       the genesis block
 //! ```
 
@@ -14,7 +17,7 @@ use anyhow::Context;
 use prost::Message;
 
 use super::crypto::{write_file, OrgMaterial};
-use crate::config::{NodeConfig, TlsFiles};
+use crate::config::{NodeConfig, SigningFiles, TlsFiles};
 use crate::identity::Role;
 use crate::ledger::genesis_block;
 use crate::proto::common::{
@@ -27,8 +30,11 @@ pub const ORDERER_MSP: &str = "OrdererMSP";
 pub struct OrderingSpec {
     pub channel: String,
     pub orderers: usize,
-    /// Application organisations whose members may write.
+    /// Application organisations whose members may write and whose admins administer the
+    /// channel.
     pub orgs: Vec<String>,
+    /// Peers of every application organisation: `peer0.org1`, `peer1.org1`, ...
+    pub peers_per_org: usize,
     pub raft: RaftOptions,
     pub batch: BatchOptions,
 }
@@ -60,6 +66,7 @@ impl Default for OrderingSpec {
             channel: "mychannel".into(),
             orderers: 3,
             orgs: vec!["Org1MSP".into()],
+            peers_per_org: 0,
             raft: default_raft(),
             batch: default_batch(),
         }
@@ -73,17 +80,32 @@ pub struct OrdererEntry {
     pub config: PathBuf,
 }
 
+#[derive(Clone, Debug)]
+pub struct PeerEntry {
+    pub name: String,
+    pub msp_id: String,
+    pub address: String,
+    pub config: PathBuf,
+}
+
 /// What was generated, with paths.
 #[derive(Clone, Debug)]
 pub struct OrderingLayout {
     pub dir: PathBuf,
     pub channel: String,
     pub orderers: Vec<OrdererEntry>,
+    /// Every application organisation's peers, organisation by organisation.
+    pub peers: Vec<PeerEntry>,
     pub genesis: PathBuf,
-    /// Admin of the orderer organisation (for JoinChannel and status).
+    /// Admin of the orderer organisation (for JoinChannel and status on orderers).
     pub admin: PathBuf,
-    /// A client of the first application organisation.
+    /// A client of the first application organisation (the same as `org_clients[0]`).
     pub client: PathBuf,
+    /// (MSP id, admin profile) of every application organisation, in `spec.orgs` order; a
+    /// peer's admin API accepts only its own organisation's admin.
+    pub org_admins: Vec<(String, PathBuf)>,
+    /// (MSP id, client profile) of every application organisation, in `spec.orgs` order.
+    pub org_clients: Vec<(String, PathBuf)>,
 }
 
 /// Free TCP ports on 127.0.0.1 for listeners that start later. They are drawn at random
@@ -143,33 +165,36 @@ pub fn generate(dir: &Path, spec: &OrderingSpec) -> anyhow::Result<OrderingLayou
     let mut tls_roots = vec![orderer_org.tls_ca_path()];
     tls_roots.extend(app_orgs.iter().map(|o| o.tls_ca_path()));
 
-    let ports = free_ports(spec.orderers)?;
+    // (organisation, peer name) for every peer, organisation by organisation.
+    let mut peer_names: Vec<(&OrgMaterial, String)> = Vec::new();
+    for org in &app_orgs {
+        for i in 0..spec.peers_per_org {
+            let name = format!("peer{i}.{}", org_short_name(&org.msp_id));
+            // Different MSP ids can shorten alike (Org1 and Org1MSP); their peers would share
+            // a directory.
+            anyhow::ensure!(
+                peer_names.iter().all(|(_, n)| *n != name),
+                "orgs: {} gives peer name {name}, which another organisation already uses",
+                org.msp_id
+            );
+            peer_names.push((org, name));
+        }
+    }
+
+    // One call for every node, so that no port is handed out twice.
+    let ports = free_ports(spec.orderers + peer_names.len())?;
+    let (orderer_ports, peer_ports) = ports.split_at(spec.orderers);
+
     let mut consenters = Vec::new();
     let mut orderers = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
+    for (i, port) in orderer_ports.iter().enumerate() {
         let name = format!("orderer{}", i + 1);
         let node_dir = dir.join("orderers").join(&name);
-        let hosts = vec![
-            "localhost".to_string(),
-            "127.0.0.1".to_string(),
-            name.clone(),
-        ];
-        let (cert, key) = orderer_org.node_tls(&name, Role::Orderer, &hosts, &node_dir)?;
+        let (cert, _key) =
+            orderer_org.node_tls(&name, Role::Orderer, &node_hosts(&name), &node_dir)?;
         let address = format!("127.0.0.1:{port}");
-        let cfg = NodeConfig {
-            name: name.clone(),
-            msp_id: ORDERER_MSP.into(),
-            listen_address: address.clone(),
-            data_dir: PathBuf::from("data"),
-            tls: TlsFiles {
-                cert: PathBuf::from("tls-cert.pem"),
-                key: PathBuf::from("tls-key.pem"),
-                root_cas: tls_roots.clone(),
-                admin_root_ca: orderer_org.tls_ca_path(),
-            },
-        };
-        let config = node_dir.join("config.yaml");
-        write_file(&config, serde_yaml::to_string(&cfg)?.as_bytes(), false)?;
+        let cfg = node_config(&name, &orderer_org, &address, &tls_roots);
+        let config = write_node_config(&node_dir, &cfg)?;
         consenters.push(Consenter {
             id: i as u64 + 1,
             name: name.clone(),
@@ -178,9 +203,28 @@ pub fn generate(dir: &Path, spec: &OrderingSpec) -> anyhow::Result<OrderingLayou
             msp_id: ORDERER_MSP.into(),
             tls_cert_pem: std::fs::read(&cert)?,
         });
-        let _ = key;
         orderers.push(OrdererEntry {
             name,
+            address,
+            config,
+        });
+    }
+
+    let mut peers = Vec::new();
+    for ((org, name), port) in peer_names.into_iter().zip(peer_ports) {
+        let node_dir = dir.join("peers").join(&name);
+        org.node_tls(&name, Role::Peer, &node_hosts(&name), &node_dir)?;
+        org.node_signing(&name, Role::Peer, &node_dir)?;
+        let address = format!("127.0.0.1:{port}");
+        let mut cfg = node_config(&name, org, &address, &tls_roots);
+        cfg.identity = Some(SigningFiles {
+            cert: PathBuf::from("sign-cert.pem"),
+            key: PathBuf::from("sign-key.pem"),
+        });
+        let config = write_node_config(&node_dir, &cfg)?;
+        peers.push(PeerEntry {
+            name,
+            msp_id: org.msp_id.clone(),
             address,
             config,
         });
@@ -211,7 +255,9 @@ pub fn generate(dir: &Path, spec: &OrderingSpec) -> anyhow::Result<OrderingLayou
         policies: Some(Policies {
             writers: members("member"),
             readers,
-            admins: format!("OR('{ORDERER_MSP}.admin')"),
+            // The application organisations administer the channel's contracts; the orderer
+            // organisation administers its orderers through their own admin API.
+            admins: members("admin"),
         }),
     };
     crate::orderer::registrar::check_config(&config)?;
@@ -219,15 +265,65 @@ pub fn generate(dir: &Path, spec: &OrderingSpec) -> anyhow::Result<OrderingLayou
     write_file(&genesis, &genesis_block(&config).encode_to_vec(), false)?;
 
     let admin = orderer_org.user("admin", Role::Admin, &tls_roots)?;
-    let client = app_orgs[0].user("client", Role::Client, &tls_roots)?;
+    let mut org_admins = Vec::new();
+    let mut org_clients = Vec::new();
+    for org in &app_orgs {
+        let admin = org.user("admin", Role::Admin, &tls_roots)?;
+        org_admins.push((org.msp_id.clone(), admin));
+        let client = org.user("client", Role::Client, &tls_roots)?;
+        org_clients.push((org.msp_id.clone(), client));
+    }
+    let client = org_clients[0].1.clone();
     Ok(OrderingLayout {
         dir: dir.to_path_buf(),
         channel: spec.channel.clone(),
         orderers,
+        peers,
         genesis,
         admin,
         client,
+        org_admins,
+        org_clients,
     })
+}
+
+/// The organisation part of a peer's name: the MSP id in lower case without a trailing
+/// "msp" (Org1MSP → org1).
+fn org_short_name(msp_id: &str) -> String {
+    let lower = msp_id.to_lowercase();
+    match lower.strip_suffix("msp") {
+        Some(short) if !short.is_empty() => short.to_string(),
+        _ => lower,
+    }
+}
+
+/// The names a node's TLS certificate is valid for.
+fn node_hosts(name: &str) -> Vec<String> {
+    vec!["localhost".into(), "127.0.0.1".into(), name.into()]
+}
+
+/// A node of `org` listening on `address`, with paths relative to its directory (as
+/// `node_tls` and `node_signing` write them) so that the directory can be moved.
+fn node_config(name: &str, org: &OrgMaterial, address: &str, tls_roots: &[PathBuf]) -> NodeConfig {
+    NodeConfig {
+        name: name.to_string(),
+        msp_id: org.msp_id.clone(),
+        listen_address: address.to_string(),
+        data_dir: PathBuf::from("data"),
+        tls: TlsFiles {
+            cert: PathBuf::from("tls-cert.pem"),
+            key: PathBuf::from("tls-key.pem"),
+            root_cas: tls_roots.to_vec(),
+            admin_root_ca: org.tls_ca_path(),
+        },
+        identity: None,
+    }
+}
+
+fn write_node_config(node_dir: &Path, cfg: &NodeConfig) -> anyhow::Result<PathBuf> {
+    let config = node_dir.join("config.yaml");
+    write_file(&config, serde_yaml::to_string(cfg)?.as_bytes(), false)?;
+    Ok(config)
 }
 
 fn org_proto(org: &OrgMaterial) -> anyhow::Result<Organization> {
@@ -236,4 +332,135 @@ fn org_proto(org: &OrgMaterial) -> anyhow::Result<Organization> {
         root_cert_pem: std::fs::read(org.ca_path()).context("org CA")?,
         tls_root_cert_pem: std::fs::read(org.tls_ca_path()).context("org TLS CA")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::identity::{MspSet, Policy};
+    use crate::ledger::channel_config;
+    use crate::network::ClientProfile;
+    use crate::proto::common::{Block, SerializedIdentity};
+
+    fn two_orgs(dir: &Path) -> OrderingLayout {
+        generate(
+            dir,
+            &OrderingSpec {
+                orderers: 3,
+                orgs: vec!["Org1MSP".into(), "Org2MSP".into()],
+                peers_per_org: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn genesis_config(layout: &OrderingLayout) -> ChannelConfig {
+        let block = Block::decode(&std::fs::read(&layout.genesis).unwrap()[..]).unwrap();
+        channel_config(&block).unwrap()
+    }
+
+    #[test]
+    fn peers_get_configs_and_distinct_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = two_orgs(dir.path());
+        let names: Vec<&str> = layout.peers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["peer0.org1", "peer1.org1", "peer0.org2", "peer1.org2"]
+        );
+
+        let mut addresses = BTreeSet::new();
+        for o in &layout.orderers {
+            let cfg = NodeConfig::load(&o.config).unwrap();
+            assert!(cfg.identity.is_none(), "{} has a signing identity", o.name);
+            addresses.insert(cfg.listen_address);
+        }
+        for p in &layout.peers {
+            let cfg = NodeConfig::load(&p.config).unwrap();
+            assert_eq!(cfg.name, p.name);
+            assert_eq!(cfg.msp_id, p.msp_id);
+            assert_eq!(cfg.listen_address, p.address);
+            assert_eq!(
+                cfg.tls.root_cas.len(),
+                3,
+                "every org's TLS CA, OrdererMSP's too"
+            );
+            assert_eq!(
+                cfg.tls.admin_root_ca,
+                dir.path()
+                    .join("orgs")
+                    .join(&p.msp_id)
+                    .join("tlsca-cert.pem")
+            );
+            let id = cfg.identity.expect("a peer has a signing identity");
+            assert!(id.cert.is_file() && id.key.is_file(), "{id:?}");
+            assert!(cfg.tls.cert.is_file() && cfg.tls.key.is_file());
+            addresses.insert(cfg.listen_address);
+        }
+        assert_eq!(addresses.len(), 7, "a port is used twice: {addresses:?}");
+    }
+
+    #[test]
+    fn peer_signing_cert_is_a_peer_of_its_org() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = two_orgs(dir.path());
+        let config = genesis_config(&layout);
+        let msps = MspSet::new(&config.organizations).unwrap();
+        for p in &layout.peers {
+            let cfg = NodeConfig::load(&p.config).unwrap();
+            let cert_pem = std::fs::read(cfg.identity.unwrap().cert).unwrap();
+            let id = msps
+                .validate(&SerializedIdentity {
+                    msp_id: p.msp_id.clone(),
+                    cert_pem,
+                })
+                .unwrap();
+            assert_eq!(id.role, Some(Role::Peer));
+            assert_eq!(id.common_name, p.name);
+        }
+    }
+
+    #[test]
+    fn application_orgs_have_admins_and_clients_and_administer_the_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = two_orgs(dir.path());
+        let orgs = ["Org1MSP", "Org2MSP"];
+        for (users, role) in [
+            (&layout.org_admins, "admin"),
+            (&layout.org_clients, "client"),
+        ] {
+            let msp_ids: Vec<&str> = users.iter().map(|(m, _)| m.as_str()).collect();
+            assert_eq!(msp_ids, orgs);
+            for (msp_id, path) in users {
+                assert_eq!(&ClientProfile::load(path).unwrap().msp_id, msp_id);
+                assert!(path.ends_with(format!("{msp_id}/users/{role}/profile.yaml")));
+            }
+        }
+        assert_eq!(layout.client, layout.org_clients[0].1);
+        assert_eq!(
+            ClientProfile::load(&layout.admin).unwrap().msp_id,
+            ORDERER_MSP
+        );
+
+        let admins: Policy = genesis_config(&layout)
+            .policies
+            .unwrap()
+            .admins
+            .parse()
+            .unwrap();
+        assert_eq!(
+            admins.msp_ids(),
+            orgs.iter().map(|m| m.to_string()).collect::<BTreeSet<_>>()
+        );
+    }
+
+    #[test]
+    fn peer_names_shorten_msp_ids() {
+        assert_eq!(org_short_name("Org1MSP"), "org1");
+        assert_eq!(org_short_name("Acme"), "acme");
+        assert_eq!(org_short_name("MSP"), "msp");
+    }
 }

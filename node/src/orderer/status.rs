@@ -92,6 +92,7 @@ impl ChainStatus {
                 })
                 .collect(),
             quorum: self.quorum,
+            ..Default::default()
         }
     }
 }

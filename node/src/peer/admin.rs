@@ -1,0 +1,142 @@
+//! The admin API of a peer: channel participation and live status, the same service the
+//! orderers serve. Every call needs a TLS client certificate with OU=admin from the peer's
+//! own organisation.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use super::channel::{PeerChannel, PeerStatus};
+use super::registrar::PeerRegistrar;
+use crate::identity::Role;
+use crate::orderer::registrar::JoinError;
+use crate::proto::admin::{
+    admin_server, ChannelInfo, ChannelStatus, ChannelStatusRequest, JoinChannelRequest,
+    ListChannelsRequest, ListChannelsResponse,
+};
+use crate::proto::common::Block;
+use crate::tls::peer_cert;
+
+pub struct PeerAdmin {
+    pub reg: Arc<PeerRegistrar>,
+}
+
+impl PeerAdmin {
+    fn authorize<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let cert =
+            peer_cert(req).ok_or_else(|| Status::unauthenticated("no client TLS certificate"))?;
+        match self.reg.own_org.tls_identity(&cert) {
+            Some((_, Some(Role::Admin))) => Ok(()),
+            _ => Err(Status::permission_denied(format!(
+                "admin calls need a TLS certificate with OU=admin from {}'s TLS CA",
+                self.reg.msp_id
+            ))),
+        }
+    }
+
+    fn channel(&self, id: &str) -> Result<Arc<PeerChannel>, Status> {
+        self.reg.get(id).ok_or_else(|| {
+            Status::not_found(format!("channel {id:?} is not joined on {}", self.reg.name))
+        })
+    }
+}
+
+fn info(ch: &PeerChannel) -> ChannelInfo {
+    ChannelInfo {
+        channel_id: ch.channel_id().to_string(),
+        height: ch.store.height(),
+        consenter: false,
+    }
+}
+
+fn to_proto(ch: &PeerChannel, node: &str, s: &PeerStatus) -> ChannelStatus {
+    ChannelStatus {
+        channel_id: ch.channel_id().to_string(),
+        node_name: node.to_string(),
+        height: s.height,
+        last_block_hash: s.last_hash.clone(),
+        commit_hash: s.commit_hash.clone(),
+        orderer_endpoint: s.orderer.clone(),
+        ..Default::default()
+    }
+}
+
+type StatusStream = Pin<Box<dyn Stream<Item = Result<ChannelStatus, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl admin_server::Admin for PeerAdmin {
+    async fn join_channel(
+        &self,
+        req: Request<JoinChannelRequest>,
+    ) -> Result<Response<ChannelInfo>, Status> {
+        self.authorize(&req)?;
+        let block = Block::decode(&req.into_inner().genesis_block[..]).map_err(|e| {
+            Status::invalid_argument(format!("genesis_block does not decode as a block: {e}"))
+        })?;
+        let reg = self.reg.clone();
+        let joined = tokio::task::spawn_blocking(move || reg.join(block))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        match joined {
+            Ok(ch) => {
+                tracing::info!(channel = ch.channel_id(), peer = %self.reg.name, "joined channel");
+                Ok(Response::new(info(&ch)))
+            }
+            Err(JoinError::AlreadyJoined(c)) => Err(Status::already_exists(format!(
+                "channel {c} is already joined"
+            ))),
+            Err(JoinError::Invalid(m)) => Err(Status::invalid_argument(m)),
+            Err(e @ JoinError::Internal(_)) => Err(Status::internal(e.to_string())),
+        }
+    }
+
+    async fn list_channels(
+        &self,
+        req: Request<ListChannelsRequest>,
+    ) -> Result<Response<ListChannelsResponse>, Status> {
+        self.authorize(&req)?;
+        Ok(Response::new(ListChannelsResponse {
+            channels: self.reg.list().iter().map(|c| info(c)).collect(),
+        }))
+    }
+
+    async fn channel_status(
+        &self,
+        req: Request<ChannelStatusRequest>,
+    ) -> Result<Response<ChannelStatus>, Status> {
+        self.authorize(&req)?;
+        let ch = self.channel(&req.get_ref().channel_id)?;
+        Ok(Response::new(to_proto(&ch, &self.reg.name, &ch.status())))
+    }
+
+    type WatchStatusStream = StatusStream;
+
+    async fn watch_status(
+        &self,
+        req: Request<ChannelStatusRequest>,
+    ) -> Result<Response<StatusStream>, Status> {
+        self.authorize(&req)?;
+        let ch = self.channel(&req.get_ref().channel_id)?;
+        let name = self.reg.name.clone();
+        let mut rx = ch.watch_status();
+        let (tx, out) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                let s = rx.borrow_and_update().clone();
+                if tx.send(Ok(to_proto(&ch, &name, &s))).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    r = rx.changed() => if r.is_err() { return },
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(out),
+        )))
+    }
+}

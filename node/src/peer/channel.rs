@@ -1,0 +1,196 @@
+//! One channel on a peer: its rules, its ledger (blocks and state in one redb database), the
+//! task that pulls blocks from the orderers and the thread that commits them.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use redb::Database;
+use tokio::sync::{mpsc, watch};
+
+use super::committer::{commit_block, filtered};
+use super::deliverclient;
+use super::statedb::{create_tables, StateReader};
+use super::validator::ChannelRules;
+use crate::identity::{MspSet, Policy};
+use crate::ledger::BlockStore;
+use crate::proto::common::{Block, ChannelConfig};
+use crate::proto::peer::FilteredBlock;
+use crate::tls::TlsMaterial;
+
+/// How many committed blocks' outcomes are kept in memory for event streams.
+const RECENT_EVENTS: usize = 256;
+/// Blocks received but not yet committed.
+const COMMIT_QUEUE: usize = 32;
+const LEDGER_CACHE: usize = 64 << 20;
+
+/// What the admin API reports about a channel on a peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerStatus {
+    pub height: u64,
+    pub last_hash: Vec<u8>,
+    pub commit_hash: Vec<u8>,
+    /// The orderer blocks are pulled from; empty while connecting.
+    pub orderer: String,
+}
+
+pub struct PeerChannel {
+    pub config: ChannelConfig,
+    pub rules: ChannelRules,
+    pub db: Arc<Database>,
+    pub store: BlockStore,
+    status: watch::Sender<PeerStatus>,
+    recent: Mutex<VecDeque<Arc<FilteredBlock>>>,
+    stop: watch::Sender<bool>,
+}
+
+impl PeerChannel {
+    /// Opens (or creates) the channel's ledger under `dir`; commits `genesis` if the ledger
+    /// is new.
+    pub fn open(config: ChannelConfig, dir: &Path, genesis: &Block) -> anyhow::Result<Arc<Self>> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let db = Arc::new(
+            Database::builder()
+                .set_cache_size(LEDGER_CACHE)
+                .create(dir.join("ledger.redb"))
+                .with_context(|| format!("cannot open ledger in {}", dir.display()))?,
+        );
+        let txn = db.begin_write()?;
+        create_tables(&txn)?;
+        txn.commit()?;
+        let store = BlockStore::open(db.clone())?;
+        let policies = config.policies.clone().unwrap_or_default();
+        let parse = |name: &str, text: &str| -> anyhow::Result<Policy> {
+            text.parse()
+                .with_context(|| format!("channel {} {name} policy", config.channel_id))
+        };
+        let rules = ChannelRules {
+            channel_id: config.channel_id.clone(),
+            msps: MspSet::new(&config.organizations).context("channel organizations")?,
+            writers: parse("writers", &policies.writers)?,
+            admins: parse("admins", &policies.admins)?,
+            policies: Mutex::new(HashMap::new()),
+        };
+        let ch = Arc::new(Self {
+            config,
+            rules,
+            db,
+            store,
+            status: watch::channel(PeerStatus::default()).0,
+            recent: Mutex::new(VecDeque::new()),
+            stop: watch::channel(false).0,
+        });
+        if ch.store.height() == 0 {
+            let fb = commit_block(&ch, genesis.clone()).context("committing the genesis block")?;
+            ch.remember(fb);
+        }
+        ch.publish(|_| {})?;
+        Ok(ch)
+    }
+
+    pub fn channel_id(&self) -> &str {
+        &self.config.channel_id
+    }
+
+    pub fn status(&self) -> PeerStatus {
+        self.status.borrow().clone()
+    }
+
+    pub fn watch_status(&self) -> watch::Receiver<PeerStatus> {
+        self.status.subscribe()
+    }
+
+    /// A snapshot of committed state.
+    pub fn state(&self) -> anyhow::Result<StateReader> {
+        Ok(StateReader::new(self.db.begin_read()?))
+    }
+
+    /// The outcome of block `number`, if committed.
+    pub fn events_of(&self, number: u64) -> anyhow::Result<Option<Arc<FilteredBlock>>> {
+        if let Some(fb) = self
+            .recent
+            .lock()
+            .expect("recent")
+            .iter()
+            .find(|b| b.number == number)
+        {
+            return Ok(Some(fb.clone()));
+        }
+        Ok(self
+            .store
+            .get(number)?
+            .map(|b| Arc::new(filtered(self.channel_id(), &b))))
+    }
+
+    fn remember(&self, fb: FilteredBlock) {
+        let mut recent = self.recent.lock().expect("recent");
+        if recent.len() == RECENT_EVENTS {
+            recent.pop_front();
+        }
+        recent.push_back(Arc::new(fb));
+    }
+
+    fn publish(&self, f: impl FnOnce(&mut PeerStatus)) -> anyhow::Result<()> {
+        let tip = self.store.tip();
+        let commit_hash = self.state()?.commit_hash()?;
+        self.status.send_modify(|s| {
+            s.height = tip.height;
+            s.last_hash = tip.last_hash;
+            s.commit_hash = commit_hash;
+            f(s);
+        });
+        Ok(())
+    }
+
+    pub(super) fn set_orderer(&self, endpoint: &str) {
+        self.status.send_if_modified(|s| {
+            if s.orderer == endpoint {
+                return false;
+            }
+            s.orderer = endpoint.to_string();
+            true
+        });
+    }
+
+    /// Starts pulling and committing blocks until [`PeerChannel::stop`].
+    pub fn start(self: &Arc<Self>, tls: TlsMaterial, runtime: &tokio::runtime::Handle) {
+        let (tx, mut rx) = mpsc::channel::<Block>(COMMIT_QUEUE);
+        let ch = self.clone();
+        // Validation and redb writes block: they get a thread of their own.
+        std::thread::Builder::new()
+            .name(format!("commit-{}", self.channel_id()))
+            .spawn(move || {
+                while let Some(block) = rx.blocking_recv() {
+                    let number = block.header.as_ref().map(|h| h.number).unwrap_or(0);
+                    match commit_block(&ch, block) {
+                        Ok(fb) => {
+                            let valid = fb.transactions.iter().filter(|t| t.code == 0).count();
+                            tracing::debug!(channel = %ch.channel_id(), block = number,
+                                txs = fb.transactions.len(), valid, "committed block");
+                            ch.remember(fb);
+                            if let Err(e) = ch.publish(|_| {}) {
+                                tracing::error!(channel = %ch.channel_id(), "status: {e:#}");
+                            }
+                        }
+                        Err(e) => {
+                            // The ledger cannot move past this block: stop pulling rather than
+                            // skip it; a restart retries from the committed height.
+                            tracing::error!(channel = %ch.channel_id(), block = number,
+                                "cannot commit block: {e:#}; the channel stops");
+                            ch.stop();
+                            return;
+                        }
+                    }
+                }
+            })
+            .expect("spawn commit thread");
+        let ch = self.clone();
+        let stop = self.stop.subscribe();
+        runtime.spawn(async move { deliverclient::run(ch, tls, tx, stop).await });
+    }
+
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+}

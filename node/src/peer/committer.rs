@@ -1,0 +1,187 @@
+//! Commits a block: validates its transactions, then writes the block (with each
+//! transaction's validation code in its metadata), the valid transactions' writes, the
+//! transaction index and the commit hash in one database transaction, so that a crash never
+//! leaves half a block applied.
+
+use prost::Message;
+use ring::digest::{Context, SHA256};
+
+use super::channel::PeerChannel;
+use super::statedb::{StateReader, StateWriter, TxRecord};
+use super::validator::{BlockValidator, Verdict};
+use crate::ledger::data_hash;
+use crate::proto::common::{Block, BlockMetadata};
+use crate::proto::peer::{
+    FilteredBlock, FilteredTransaction, TxReadWriteSet, TxValidationCode as Code, Version,
+};
+
+/// Validates and commits the next block of `ch`; returns what clients are told about it.
+pub fn commit_block(ch: &PeerChannel, mut block: Block) -> anyhow::Result<FilteredBlock> {
+    let header = block.header.clone().unwrap_or_default();
+    let number = header.number;
+    let txs = block.data.take().unwrap_or_default();
+    anyhow::ensure!(
+        header.data_hash == data_hash(&txs.transactions),
+        "block {number}: data hash does not match its transactions"
+    );
+
+    let state = StateReader::new(ch.db.begin_read()?);
+    let verdicts: Vec<Verdict> = if number == 0 {
+        // The genesis block is the channel's configuration, trusted by joining it.
+        crate::ledger::tx_ids(&Block {
+            data: Some(txs.clone()),
+            ..Default::default()
+        })
+        .into_iter()
+        .map(|id| Verdict {
+            tx_id: Some(id),
+            code: Code::Valid,
+            reason: String::new(),
+            rwset: None,
+        })
+        .collect()
+    } else {
+        let mut v = BlockValidator::new(&ch.rules, &state);
+        txs.transactions
+            .iter()
+            .map(|raw| v.validate(raw))
+            .collect::<anyhow::Result<_>>()?
+    };
+    for (i, v) in verdicts.iter().enumerate() {
+        if v.code != Code::Valid {
+            tracing::info!(channel = %ch.rules.channel_id, block = number, tx = i,
+                tx_id = v.tx_id.as_deref().unwrap_or("?"), code = v.code.as_str_name(),
+                reason = %v.reason, "invalid transaction");
+        }
+    }
+    let prev_commit_hash = state.commit_hash()?;
+    drop(state);
+    let commit_hash = commit_hash(&prev_commit_hash, number, &verdicts);
+
+    block.data = Some(txs);
+    let filter: Vec<u8> = verdicts.iter().map(|v| v.code as i32 as u8).collect();
+    let meta = block.metadata.get_or_insert_with(BlockMetadata::default);
+    meta.transactions_filter = filter;
+    meta.commit_hash = commit_hash.clone();
+    let encoded = block.encode_to_vec();
+
+    let valid_ids: Vec<String> = verdicts
+        .iter()
+        .filter(|v| v.code == Code::Valid)
+        .filter_map(|v| v.tx_id.clone())
+        .collect();
+    let txn = ch.db.begin_write()?;
+    let tip = ch
+        .store
+        .append(&txn, &block, &encoded, &valid_ids, &ch.store.tip())?;
+    {
+        let w = StateWriter::new(&txn);
+        for (i, v) in verdicts.iter().enumerate() {
+            let version = Version {
+                block_num: number,
+                tx_num: i as u64,
+            };
+            if let Some(rwset) = &v.rwset {
+                apply(&w, rwset, &version)?;
+            }
+            // A duplicate keeps the first occurrence's record.
+            if let (Some(id), true) = (&v.tx_id, v.code != Code::DuplicateTxid) {
+                w.index_tx(
+                    id,
+                    TxRecord {
+                        block: number,
+                        tx: i as u64,
+                        code: v.code,
+                    },
+                )?;
+            }
+        }
+        w.set_commit_hash(&commit_hash)?;
+    }
+    txn.commit()?;
+    ch.store.committed(tip);
+
+    Ok(FilteredBlock {
+        channel_id: ch.rules.channel_id.clone(),
+        number,
+        transactions: verdicts
+            .into_iter()
+            .map(|v| FilteredTransaction {
+                tx_id: v.tx_id.unwrap_or_default(),
+                code: v.code as i32,
+            })
+            .collect(),
+    })
+}
+
+fn apply(w: &StateWriter, rwset: &TxReadWriteSet, version: &Version) -> anyhow::Result<()> {
+    for ns in &rwset.ns_rwset {
+        for kv in &ns.writes {
+            if kv.is_delete {
+                w.delete(&ns.namespace, &kv.key)?;
+            } else {
+                w.put(&ns.namespace, &kv.key, version, &kv.value)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// SHA-256 over the previous commit hash, the block number, every verdict and every applied
+/// write, length-framed: peers that agree on it agree on the whole state history.
+fn commit_hash(prev: &[u8], number: u64, verdicts: &[Verdict]) -> Vec<u8> {
+    let mut ctx = Context::new(&SHA256);
+    let mut frame = |b: &[u8]| {
+        ctx.update(&(b.len() as u64).to_be_bytes());
+        ctx.update(b);
+    };
+    frame(prev);
+    frame(&number.to_be_bytes());
+    for v in verdicts {
+        frame(&(v.code as i32).to_be_bytes());
+        for ns in v.rwset.iter().flat_map(|r| &r.ns_rwset) {
+            for kv in &ns.writes {
+                frame(ns.namespace.as_bytes());
+                frame(kv.key.as_bytes());
+                frame(&[kv.is_delete as u8]);
+                frame(&kv.value);
+            }
+        }
+    }
+    ctx.finish().as_ref().to_vec()
+}
+
+/// The filtered form of a stored block (for events about past blocks).
+pub fn filtered(channel_id: &str, block: &Block) -> FilteredBlock {
+    let filter = block
+        .metadata
+        .as_ref()
+        .map(|m| m.transactions_filter.clone())
+        .unwrap_or_default();
+    let txs = block
+        .data
+        .as_ref()
+        .map(|d| &d.transactions[..])
+        .unwrap_or(&[]);
+    FilteredBlock {
+        channel_id: channel_id.to_string(),
+        number: block.header.as_ref().map(|h| h.number).unwrap_or(0),
+        transactions: txs
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| FilteredTransaction {
+                tx_id: tx_id_of(raw).unwrap_or_default(),
+                code: filter
+                    .get(i)
+                    .map(|&c| i32::from(c))
+                    .unwrap_or(Code::InvalidOtherReason as i32),
+            })
+            .collect(),
+    }
+}
+
+fn tx_id_of(raw: &[u8]) -> Option<String> {
+    use crate::proto::common::{Envelope, Payload};
+    let env = Envelope::decode(raw).ok()?;
+    Some(Payload::decode(&env.payload[..]).ok()?.header?.tx_id)
+}

@@ -1,0 +1,133 @@
+//! The channels a peer has joined: joining from a genesis block, and reopening joined
+//! channels (with their ledgers) after a restart.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context;
+use prost::Message;
+
+use super::channel::PeerChannel;
+use crate::identity::{MspSet, SigningIdentity};
+use crate::ledger::channel_config;
+use crate::orderer::registrar::{check_config, JoinError};
+use crate::proto::common::{Block, Organization};
+use crate::tls::TlsMaterial;
+
+const GENESIS_FILE: &str = "genesis.block";
+
+pub struct PeerRegistrar {
+    pub name: String,
+    pub msp_id: String,
+    pub signer: SigningIdentity,
+    /// The peer's own organisation, for checking admin TLS certificates.
+    pub own_org: MspSet,
+    data_dir: PathBuf,
+    tls: TlsMaterial,
+    runtime: tokio::runtime::Handle,
+    channels: RwLock<HashMap<String, Arc<PeerChannel>>>,
+}
+
+impl PeerRegistrar {
+    pub fn open(
+        name: &str,
+        signer: SigningIdentity,
+        data_dir: PathBuf,
+        tls: TlsMaterial,
+        admin_root_pem: Vec<u8>,
+        runtime: tokio::runtime::Handle,
+    ) -> anyhow::Result<Arc<Self>> {
+        let msp_id = signer.msp_id().to_string();
+        let own_org = MspSet::new(&[Organization {
+            msp_id: msp_id.clone(),
+            root_cert_pem: admin_root_pem.clone(),
+            tls_root_cert_pem: admin_root_pem,
+        }])
+        .context("tls.adminRootCA")?;
+        let reg = Arc::new(Self {
+            name: name.to_string(),
+            msp_id,
+            signer,
+            own_org,
+            data_dir,
+            tls,
+            runtime,
+            channels: RwLock::new(HashMap::new()),
+        });
+        let dir = reg.data_dir.join("channels");
+        if dir.is_dir() {
+            for entry in std::fs::read_dir(&dir)? {
+                let genesis = entry?.path().join(GENESIS_FILE);
+                if !genesis.is_file() {
+                    continue;
+                }
+                let bytes = std::fs::read(&genesis)?;
+                let block = Block::decode(&bytes[..])
+                    .with_context(|| format!("{} is corrupt", genesis.display()))?;
+                reg.start(block)?;
+            }
+        }
+        Ok(reg)
+    }
+
+    pub fn get(&self, channel: &str) -> Option<Arc<PeerChannel>> {
+        self.channels
+            .read()
+            .expect("channels")
+            .get(channel)
+            .cloned()
+    }
+
+    pub fn list(&self) -> Vec<Arc<PeerChannel>> {
+        let mut v: Vec<_> = self
+            .channels
+            .read()
+            .expect("channels")
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.channel_id().cmp(b.channel_id()));
+        v
+    }
+
+    fn start(&self, genesis: Block) -> anyhow::Result<Arc<PeerChannel>> {
+        let cfg = channel_config(&genesis).map_err(anyhow::Error::msg)?;
+        let dir = self.data_dir.join("channels").join(&cfg.channel_id);
+        let id = cfg.channel_id.clone();
+        let ch = PeerChannel::open(cfg, &dir, &genesis)?;
+        ch.start(self.tls.clone(), &self.runtime);
+        tracing::info!(channel = %id, peer = %self.name, height = ch.store.height(), "channel open");
+        self.channels
+            .write()
+            .expect("channels")
+            .insert(id, ch.clone());
+        Ok(ch)
+    }
+
+    /// Joins the channel whose genesis block this is.
+    pub fn join(&self, genesis: Block) -> Result<Arc<PeerChannel>, JoinError> {
+        let cfg = channel_config(&genesis).map_err(JoinError::Invalid)?;
+        check_config(&cfg).map_err(|e| JoinError::Invalid(format!("{e:#}")))?;
+        if self.get(&cfg.channel_id).is_some() {
+            return Err(JoinError::AlreadyJoined(cfg.channel_id));
+        }
+        if !cfg.organizations.iter().any(|o| o.msp_id == self.msp_id) {
+            return Err(JoinError::Invalid(format!(
+                "this peer's organisation {} is not a member of channel {}",
+                self.msp_id, cfg.channel_id
+            )));
+        }
+        let dir = self.data_dir.join("channels").join(&cfg.channel_id);
+        std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::write(dir.join(GENESIS_FILE), genesis.encode_to_vec()))
+            .map_err(|e| JoinError::Internal(e.into()))?;
+        self.start(genesis).map_err(JoinError::Internal)
+    }
+
+    pub fn shutdown(&self) {
+        for ch in self.list() {
+            ch.stop();
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Runs a peer: one TLS listener serving the endorser, commit events and admin.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use super::admin::PeerAdmin;
+use super::endorser::EndorserService;
+use super::events::EventsService;
+use super::registrar::PeerRegistrar;
+use crate::config::NodeConfig;
+use crate::identity::SigningIdentity;
+use crate::proto::admin::admin_server::AdminServer;
+use crate::proto::peer::endorser_server::EndorserServer;
+use crate::proto::peer::events_server::EventsServer;
+use crate::tls::TlsMaterial;
+
+const MAX_MESSAGE: usize = 256 << 20;
+/// How long a stopping peer lets open calls finish (event streams never end by themselves).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Serves until `shutdown` resolves.
+pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let tls = TlsMaterial::load(&cfg.tls)?;
+    let id = cfg.identity.as_ref().context(
+        "a peer needs `identity: {cert, key}` in its config: the signing certificate (OU=peer) its endorsements are made with",
+    )?;
+    let signer = SigningIdentity::load(&cfg.msp_id, &id.cert, &id.key)
+        .with_context(|| format!("identity {}", id.cert.display()))?;
+    let admin_root = std::fs::read(&cfg.tls.admin_root_ca).with_context(|| {
+        format!(
+            "cannot read tls.adminRootCA {}",
+            cfg.tls.admin_root_ca.display()
+        )
+    })?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create dataDir {}", cfg.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen_address)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is the port in use?)",
+                cfg.listen_address
+            )
+        })?;
+    let server_tls = tls.server_config();
+    let runtime = tokio::runtime::Handle::current();
+    let (name, data_dir) = (cfg.name.clone(), cfg.data_dir.clone());
+    let reg = tokio::task::spawn_blocking(move || {
+        PeerRegistrar::open(&name, signer, data_dir, tls, admin_root, runtime)
+    })
+    .await??;
+    tracing::info!(node = %cfg.name, address = %cfg.listen_address, channels = reg.list().len(), "peer started");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
+        .tls_config(server_tls)?
+        .tcp_nodelay(true)
+        .add_service(
+            EndorserServer::new(EndorserService { reg: reg.clone() })
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(EventsServer::new(EventsService { reg: reg.clone() }))
+        .add_service(
+            AdminServer::new(PeerAdmin { reg: reg.clone() })
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stop_rx.await;
+        });
+    let mut server = tokio::spawn(server);
+    let result = tokio::select! {
+        r = &mut server => r?,
+        _ = shutdown => {
+            let _ = stop_tx.send(());
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    server.abort();
+                    Ok(())
+                }
+            }
+        }
+    };
+    reg.shutdown();
+    tracing::info!(node = %cfg.name, "peer stopped");
+    result.context("server failed")
+}

@@ -1,0 +1,416 @@
+//! Validates the transactions of a block, in order, as every peer of the channel does:
+//! the creator's signature and the channel's Writers policy, the transaction id, the binding
+//! of endorsements to the proposal, the endorsement policy, the namespaces written, MVCC read
+//! versions (counting earlier transactions of the same block) and duplicate transaction ids.
+//! The result is deterministic: peers with the same state reach the same verdicts.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use prost::Message;
+use ring::digest::{digest, SHA256};
+
+use super::lifecycle::{self, LIFECYCLE};
+use super::statedb::StateReader;
+use crate::identity::{MspSet, Policy, VerifiedIdentity};
+use crate::orderer::msgprocessor::compute_tx_id;
+use crate::proto::common::{ChannelHeader, Envelope, HeaderType, Payload};
+use crate::proto::peer::{
+    ChaincodeDefinition, NsReadWriteSet, Proposal, ProposalResponsePayload, Transaction,
+    TxReadWriteSet, TxValidationCode as Code,
+};
+
+/// What validation needs to know about a channel.
+pub struct ChannelRules {
+    pub channel_id: String,
+    pub msps: MspSet,
+    pub writers: Policy,
+    pub admins: Policy,
+    /// Parsed endorsement policies by their text.
+    pub policies: Mutex<HashMap<String, Arc<Policy>>>,
+}
+
+impl ChannelRules {
+    fn policy(&self, text: &str) -> Result<Arc<Policy>, String> {
+        let mut cache = self.policies.lock().expect("policies");
+        if let Some(p) = cache.get(text) {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(lifecycle::parse_policy(text)?);
+        if cache.len() > 1000 {
+            cache.clear();
+        }
+        cache.insert(text.to_string(), p.clone());
+        Ok(p)
+    }
+}
+
+/// The verdict on one transaction.
+#[derive(Debug)]
+pub struct Verdict {
+    /// None when the envelope is too broken to carry one.
+    pub tx_id: Option<String>,
+    pub code: Code,
+    /// Why it is invalid, for the log.
+    pub reason: String,
+    /// The writes to apply (valid transactions only).
+    pub rwset: Option<TxReadWriteSet>,
+}
+
+struct Invalid(Code, String);
+
+fn invalid(code: Code, reason: impl Into<String>) -> Invalid {
+    Invalid(code, reason.into())
+}
+
+/// Validates one block's transactions against `state` (the state before this block).
+pub struct BlockValidator<'a> {
+    rules: &'a ChannelRules,
+    state: &'a StateReader,
+    /// Keys written by earlier valid transactions of this block, per namespace.
+    updated: HashMap<String, HashSet<String>>,
+    seen_tx_ids: HashSet<String>,
+    /// Contracts deployed by earlier valid transactions of this block.
+    deployed: HashMap<String, ChaincodeDefinition>,
+}
+
+impl<'a> BlockValidator<'a> {
+    pub fn new(rules: &'a ChannelRules, state: &'a StateReader) -> Self {
+        Self {
+            rules,
+            state,
+            updated: HashMap::new(),
+            seen_tx_ids: HashSet::new(),
+            deployed: HashMap::new(),
+        }
+    }
+
+    /// Validates the next transaction of the block (an encoded envelope).
+    pub fn validate(&mut self, raw: &[u8]) -> anyhow::Result<Verdict> {
+        let mut tx_id = None;
+        let result = self.check(raw, &mut tx_id)?;
+        Ok(match result {
+            Ok(rwset) => {
+                self.record(&rwset);
+                Verdict {
+                    tx_id,
+                    code: Code::Valid,
+                    reason: String::new(),
+                    rwset: Some(rwset),
+                }
+            }
+            Err(Invalid(code, reason)) => Verdict {
+                tx_id,
+                code,
+                reason,
+                rwset: None,
+            },
+        })
+    }
+
+    /// Outer Err: the state database failed (the block cannot be judged). Inner Err: invalid.
+    fn check(
+        &mut self,
+        raw: &[u8],
+        tx_id_out: &mut Option<String>,
+    ) -> anyhow::Result<Result<TxReadWriteSet, Invalid>> {
+        let (env, payload, header) = match open(raw) {
+            Ok(x) => x,
+            Err(e) => return Ok(Err(e)),
+        };
+        let tx_id = header.tx_id.clone();
+        *tx_id_out = Some(tx_id.clone());
+        // Duplicates first: a transaction id is spent even by an invalid transaction.
+        if self.seen_tx_ids.contains(&tx_id) || self.state.tx(&tx_id)?.is_some() {
+            return Ok(Err(invalid(
+                Code::DuplicateTxid,
+                format!("transaction {tx_id} was already committed"),
+            )));
+        }
+        self.seen_tx_ids.insert(tx_id.clone());
+        Ok(self.check_transaction(&env, &payload, &header))
+    }
+
+    fn check_transaction(
+        &mut self,
+        env: &Envelope,
+        payload: &Payload,
+        header: &ChannelHeader,
+    ) -> Result<TxReadWriteSet, Invalid> {
+        let rules = self.rules;
+        if header.channel_id != rules.channel_id {
+            return Err(invalid(
+                Code::BadPayload,
+                format!("transaction is for channel {}", header.channel_id),
+            ));
+        }
+        let creator = header
+            .creator
+            .as_ref()
+            .ok_or_else(|| invalid(Code::BadPayload, "no creator"))?;
+        if header.tx_id != compute_tx_id(&header.nonce, &creator.cert_pem) {
+            return Err(invalid(
+                Code::BadProposalTxid,
+                "tx_id is not the hash of nonce and creator",
+            ));
+        }
+        let creator_id = rules
+            .msps
+            .verify(creator, &env.payload, &env.signature)
+            .map_err(|e| invalid(Code::BadCreatorSignature, e.to_string()))?;
+        if !rules.writers.evaluate(&[&creator_id]) {
+            return Err(invalid(
+                Code::BadCreatorSignature,
+                format!(
+                    "creator of {} does not satisfy the Writers policy",
+                    creator_id.msp_id
+                ),
+            ));
+        }
+        let tx = Transaction::decode(&payload.data[..]).map_err(|e| {
+            invalid(
+                Code::BadPayload,
+                format!("not an endorsed transaction: {e}"),
+            )
+        })?;
+        let proposal = Proposal::decode(&tx.proposal_bytes[..])
+            .map_err(|e| invalid(Code::InvalidEndorserTransaction, format!("proposal: {e}")))?;
+        let input = proposal.input.unwrap_or_default();
+        if proposal.header.as_ref() != Some(header) {
+            return Err(invalid(
+                Code::InvalidEndorserTransaction,
+                "the proposal's header is not the transaction's header",
+            ));
+        }
+        let resp = ProposalResponsePayload::decode(&tx.response_payload[..]).map_err(|e| {
+            invalid(
+                Code::InvalidEndorserTransaction,
+                format!("response payload: {e}"),
+            )
+        })?;
+        if resp.proposal_hash != digest(&SHA256, &tx.proposal_bytes).as_ref() {
+            return Err(invalid(
+                Code::InvalidEndorserTransaction,
+                "the endorsed response is for another proposal",
+            ));
+        }
+        if resp.response.as_ref().is_none_or(|r| r.status >= 400) {
+            return Err(invalid(
+                Code::InvalidEndorserTransaction,
+                "the contract's response is an error",
+            ));
+        }
+        let cc = resp.chaincode_id.clone().unwrap_or_default();
+        if cc.name != input.chaincode {
+            return Err(invalid(
+                Code::InvalidEndorserTransaction,
+                "endorsed contract is not the proposal's",
+            ));
+        }
+        let rwset = resp.results.unwrap_or_default();
+
+        // Which policy applies, and which namespaces may be written.
+        let (policy_text, writable): (String, Vec<String>) = if input.chaincode == LIFECYCLE {
+            if !rules.admins.evaluate(&[&creator_id]) {
+                return Err(invalid(
+                    Code::EndorsementPolicyFailure,
+                    format!(
+                        "deploying a contract needs a creator satisfying the channel's Admins policy; {} of {} does not",
+                        creator_id.common_name, creator_id.msp_id
+                    ),
+                ));
+            }
+            let (def, _) = lifecycle::parse_deploy(&input.args, &rules.msps)
+                .map_err(|e| invalid(Code::InvalidChaincode, e))?;
+            let exists = self.deployed.contains_key(&def.name)
+                || lifecycle::definition(self.state, &def.name)
+                    .map_err(|e| invalid(Code::InvalidOtherReason, format!("{e:#}")))?
+                    .is_some();
+            if exists {
+                return Err(invalid(
+                    Code::InvalidChaincode,
+                    format!("contract {} is already deployed", def.name),
+                ));
+            }
+            let written = find_ns(&rwset, LIFECYCLE)
+                .and_then(|ns| ns.writes.iter().find(|w| w.key == def.name))
+                .and_then(|w| ChaincodeDefinition::decode(&w.value[..]).ok());
+            if written.as_ref() != Some(&def) {
+                return Err(invalid(
+                    Code::InvalidChaincode,
+                    "the deploy does not write the proposed definition",
+                ));
+            }
+            let policy = def.endorsement_policy.clone();
+            let name = def.name.clone();
+            (policy, vec![LIFECYCLE.to_string(), name])
+        } else {
+            let def = match self.deployed.get(&input.chaincode) {
+                Some(d) => Some(d.clone()),
+                None => lifecycle::definition(self.state, &input.chaincode).map_err(|e| {
+                    invalid(Code::InvalidOtherReason, format!("state database: {e:#}"))
+                })?,
+            };
+            let def = def.ok_or_else(|| {
+                invalid(
+                    Code::InvalidChaincode,
+                    format!("contract {} is not deployed", input.chaincode),
+                )
+            })?;
+            if cc.version != def.version {
+                return Err(invalid(
+                    Code::InvalidChaincode,
+                    format!(
+                        "endorsed with version {} of {}, deployed is {}",
+                        cc.version, def.name, def.version
+                    ),
+                ));
+            }
+            (def.endorsement_policy, vec![def.name])
+        };
+        for ns in &rwset.ns_rwset {
+            if !ns.writes.is_empty() && !writable.contains(&ns.namespace) {
+                return Err(invalid(
+                    Code::IllegalWriteset,
+                    format!(
+                        "writes to namespace {} by contract {}",
+                        ns.namespace, input.chaincode
+                    ),
+                ));
+            }
+        }
+        if has_duplicate_namespaces(&rwset) {
+            return Err(invalid(Code::BadRwset, "a namespace appears twice"));
+        }
+
+        // Endorsements: only those that verify against the signed payload count.
+        let policy = rules
+            .policy(&policy_text)
+            .map_err(|e| invalid(Code::EndorsementPolicyFailure, e))?;
+        let endorsers: Vec<Arc<VerifiedIdentity>> = tx
+            .endorsements
+            .iter()
+            .filter_map(|e| {
+                let id = e.endorser.as_ref()?;
+                rules
+                    .msps
+                    .verify(id, &tx.response_payload, &e.signature)
+                    .ok()
+            })
+            .collect();
+        let refs: Vec<&VerifiedIdentity> = endorsers.iter().map(|a| a.as_ref()).collect();
+        if !policy.evaluate(&refs) {
+            let who: Vec<String> = refs
+                .iter()
+                .map(|i| format!("{}.{}", i.msp_id, i.role.map(|r| r.as_str()).unwrap_or("?")))
+                .collect();
+            return Err(invalid(
+                Code::EndorsementPolicyFailure,
+                format!(
+                    "valid endorsements [{}] do not satisfy {policy}",
+                    who.join(", ")
+                ),
+            ));
+        }
+
+        self.check_mvcc(&rwset)?;
+        Ok(rwset)
+    }
+
+    /// Every read version must still be current, and every range must return the same keys.
+    fn check_mvcc(&self, rwset: &TxReadWriteSet) -> Result<(), Invalid> {
+        let db_err = |e: anyhow::Error| invalid(Code::InvalidOtherReason, format!("{e:#}"));
+        for ns in &rwset.ns_rwset {
+            let updated = self.updated.get(&ns.namespace);
+            for r in &ns.reads {
+                if updated.is_some_and(|u| u.contains(&r.key)) {
+                    return Err(invalid(
+                        Code::MvccReadConflict,
+                        format!(
+                            "{}/{} was written by an earlier transaction of this block",
+                            ns.namespace, r.key
+                        ),
+                    ));
+                }
+                let current = self.state.get(&ns.namespace, &r.key).map_err(db_err)?;
+                if current.map(|v| v.version) != r.version {
+                    return Err(invalid(
+                        Code::MvccReadConflict,
+                        format!("{}/{} changed since it was read", ns.namespace, r.key),
+                    ));
+                }
+            }
+            for rr in &ns.range_reads {
+                let in_range = |k: &str| {
+                    k >= rr.start_key.as_str() && (rr.end_key.is_empty() || k < rr.end_key.as_str())
+                };
+                if updated.is_some_and(|u| u.iter().any(|k| in_range(k))) {
+                    return Err(invalid(
+                        Code::PhantomReadConflict,
+                        format!(
+                            "range [{}, {}) of {} was written by an earlier transaction of this block",
+                            rr.start_key, rr.end_key, ns.namespace
+                        ),
+                    ));
+                }
+                let now = self
+                    .state
+                    .range(&ns.namespace, &rr.start_key, &rr.end_key)
+                    .map_err(db_err)?;
+                let same = now.len() == rr.results.len()
+                    && now
+                        .iter()
+                        .zip(&rr.results)
+                        .all(|((k, v), r)| *k == r.key && Some(v.version) == r.version);
+                if !same {
+                    return Err(invalid(
+                        Code::PhantomReadConflict,
+                        format!(
+                            "range [{}, {}) of {} changed since it was read",
+                            rr.start_key, rr.end_key, ns.namespace
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, rwset: &TxReadWriteSet) {
+        for ns in &rwset.ns_rwset {
+            let set = self.updated.entry(ns.namespace.clone()).or_default();
+            for w in &ns.writes {
+                set.insert(w.key.clone());
+                if ns.namespace == LIFECYCLE && !w.is_delete {
+                    if let Ok(def) = ChaincodeDefinition::decode(&w.value[..]) {
+                        self.deployed.insert(def.name.clone(), def);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn open(raw: &[u8]) -> Result<(Envelope, Payload, ChannelHeader), Invalid> {
+    let env =
+        Envelope::decode(raw).map_err(|e| invalid(Code::BadPayload, format!("envelope: {e}")))?;
+    let payload = Payload::decode(&env.payload[..])
+        .map_err(|e| invalid(Code::BadPayload, format!("payload: {e}")))?;
+    let header = payload
+        .header
+        .clone()
+        .ok_or_else(|| invalid(Code::BadPayload, "no header"))?;
+    if header.r#type != HeaderType::Transaction as i32 {
+        return Err(invalid(Code::BadPayload, "not a TRANSACTION"));
+    }
+    Ok((env, payload, header))
+}
+
+fn find_ns<'r>(rwset: &'r TxReadWriteSet, ns: &str) -> Option<&'r NsReadWriteSet> {
+    rwset.ns_rwset.iter().find(|n| n.namespace == ns)
+}
+
+fn has_duplicate_namespaces(rwset: &TxReadWriteSet) -> bool {
+    let mut seen = HashSet::new();
+    rwset.ns_rwset.iter().any(|n| !seen.insert(&n.namespace))
+}
