@@ -60,31 +60,42 @@ impl Client {
             .max_encoding_message_size(MAX_MESSAGE))
     }
 
-    /// A signed TRANSACTION envelope for `channel` carrying `data`; returns it with its tx id.
-    pub fn envelope(&self, channel: &str, data: Vec<u8>) -> anyhow::Result<(Envelope, String)> {
+    /// A fresh TRANSACTION header for `channel`: a new nonce and the tx id derived from it.
+    pub fn header(&self, channel: &str) -> anyhow::Result<ChannelHeader> {
         let mut nonce = [0u8; 24];
         self.rng
             .fill(&mut nonce)
             .map_err(|_| anyhow::anyhow!("no randomness"))?;
         let creator = self.signer.serialize();
-        let tx_id = compute_tx_id(&nonce, &creator.cert_pem);
+        Ok(ChannelHeader {
+            r#type: HeaderType::Transaction as i32,
+            channel_id: channel.to_string(),
+            tx_id: compute_tx_id(&nonce, &creator.cert_pem),
+            timestamp_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+            nonce: nonce.to_vec(),
+            creator: Some(creator),
+        })
+    }
+
+    /// A signed envelope with this header and data.
+    pub fn sign_envelope(&self, header: ChannelHeader, data: Vec<u8>) -> anyhow::Result<Envelope> {
         let payload = Payload {
-            header: Some(ChannelHeader {
-                r#type: HeaderType::Transaction as i32,
-                channel_id: channel.to_string(),
-                tx_id: tx_id.clone(),
-                timestamp_ms: SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or(0),
-                nonce: nonce.to_vec(),
-                creator: Some(creator),
-            }),
+            header: Some(header),
             data,
         }
         .encode_to_vec();
         let signature = self.signer.sign(&payload)?;
-        Ok((Envelope { payload, signature }, tx_id))
+        Ok(Envelope { payload, signature })
+    }
+
+    /// A signed TRANSACTION envelope for `channel` carrying `data`; returns it with its tx id.
+    pub fn envelope(&self, channel: &str, data: Vec<u8>) -> anyhow::Result<(Envelope, String)> {
+        let header = self.header(channel)?;
+        let tx_id = header.tx_id.clone();
+        Ok((self.sign_envelope(header, data)?, tx_id))
     }
 
     /// Broadcasts envelopes on one stream; responses come back in order.

@@ -6,6 +6,7 @@ pub mod chaincode;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod gateway;
 pub mod identity;
 pub mod ledger;
 pub mod local;
