@@ -14,6 +14,7 @@ use super::registrar::PeerRegistrar;
 use super::simulator::Simulator;
 use super::statedb::StateReader;
 use crate::chaincode::{builtin, ContractError};
+use crate::identity::SigningIdentity;
 use crate::orderer::msgprocessor::compute_tx_id;
 use crate::proto::common::HeaderType;
 use crate::proto::peer::{
@@ -53,6 +54,23 @@ impl endorser_server::Endorser for EndorserService {
 }
 
 fn endorse(reg: &PeerRegistrar, sp: SignedProposal) -> Result<ProposalResponse, Status> {
+    let channel = Proposal::decode(&sp.proposal_bytes[..])
+        .ok()
+        .and_then(|p| p.header)
+        .map(|h| h.channel_id)
+        .unwrap_or_default();
+    let ch = reg.get(&channel).ok_or_else(|| {
+        Status::not_found(format!("channel {channel:?} is not joined on {}", reg.name))
+    })?;
+    endorse_on(&ch, &reg.signer, sp)
+}
+
+/// Simulates a signed proposal on `ch` and signs the outcome as `signer`.
+pub fn endorse_on(
+    ch: &PeerChannel,
+    signer: &SigningIdentity,
+    sp: SignedProposal,
+) -> Result<ProposalResponse, Status> {
     let proposal = Proposal::decode(&sp.proposal_bytes[..])
         .map_err(|e| Status::invalid_argument(format!("proposal does not decode: {e}")))?;
     let header = proposal
@@ -64,12 +82,6 @@ fn endorse(reg: &PeerRegistrar, sp: SignedProposal) -> Result<ProposalResponse, 
             "proposal header type must be TRANSACTION",
         ));
     }
-    let ch = reg.get(&header.channel_id).ok_or_else(|| {
-        Status::not_found(format!(
-            "channel {:?} is not joined on {}",
-            header.channel_id, reg.name
-        ))
-    })?;
     let creator = header
         .creator
         .as_ref()
@@ -112,7 +124,7 @@ fn endorse(reg: &PeerRegistrar, sp: SignedProposal) -> Result<ProposalResponse, 
                 ch.rules.admins, ch.channel_id(), creator_id.common_name, creator_id.msp_id
             )));
         }
-        simulate_deploy(&ch, &state, &header.tx_id, &input.args)?
+        simulate_deploy(ch, &state, &header.tx_id, &input.args)?
     } else {
         simulate_invoke(
             &state,
@@ -139,15 +151,14 @@ fn endorse(reg: &PeerRegistrar, sp: SignedProposal) -> Result<ProposalResponse, 
         response: Some(response.clone()),
     }
     .encode_to_vec();
-    let signature = reg
-        .signer
+    let signature = signer
         .sign(&prp)
         .map_err(|e| Status::internal(format!("cannot sign: {e}")))?;
     Ok(ProposalResponse {
         response: Some(response),
         payload: prp,
         endorsement: Some(Endorsement {
-            endorser: Some(reg.signer.serialize()),
+            endorser: Some(signer.serialize()),
             signature,
         }),
     })

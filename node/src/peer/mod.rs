@@ -16,3 +16,6 @@ pub mod statedb;
 pub mod validator;
 
 pub use server::run;
+
+#[cfg(test)]
+mod tests;
