@@ -1,6 +1,8 @@
 //! What the `raftnet` client, the benchmarks and the tests use to talk to orderers:
 //! signed envelopes, broadcast, deliver and the admin API, over mutual TLS.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
@@ -29,6 +31,9 @@ pub struct Client {
     pub signer: SigningIdentity,
     pub tls: TlsMaterial,
     rng: SystemRandom,
+    /// One HTTP/2 connection per address, shared by every call (a TLS handshake per call
+    /// would cost more than the call).
+    channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl Client {
@@ -37,6 +42,7 @@ impl Client {
             signer: profile.signer()?,
             tls: profile.tls()?,
             rng: SystemRandom::new(),
+            channels: Mutex::new(HashMap::new()),
         })
     }
 
@@ -45,7 +51,13 @@ impl Client {
     }
 
     pub fn channel(&self, addr: &str) -> anyhow::Result<Channel> {
-        self.tls.channel(addr)
+        let mut channels = self.channels.lock().expect("channels");
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let c = self.tls.channel(addr)?;
+        channels.insert(addr.to_string(), c.clone());
+        Ok(c)
     }
 
     pub fn broadcaster(&self, addr: &str) -> anyhow::Result<AtomicBroadcastClient<Channel>> {

@@ -1,4 +1,7 @@
-//! `raftnet bench`: orderers as local processes (fsync on), measured from a client's side.
+//! `raftnet bench`: orderers (and peers) as local processes (fsync on), measured from a
+//! client's side.
+
+mod e2e;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -24,6 +27,8 @@ pub enum BenchCommand {
     Ordering(OrderingArgs),
     /// Time from kill -9 of the leader to the next acknowledged transaction.
     Failover(FailoverArgs),
+    /// Endorsed, ordered, validated and committed transactions on every peer.
+    E2e(e2e::E2eArgs),
 }
 
 #[derive(Args)]
@@ -70,6 +75,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ordering(a) => ordering(a).await,
         BenchCommand::Failover(a) => failover(a).await,
+        BenchCommand::E2e(a) => e2e::run(a).await,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The client's commands other than benchmarks.
 
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -7,8 +8,14 @@ use futures::StreamExt;
 use prost::Message;
 use serde_json::json;
 
-use super::output::{status_cells, status_json, table, StatusRow, STATUS_HEADER};
-use super::{BlocksArgs, BootstrapArgs, ChannelCommand, ChannelOptions, Format, SubmitArgs};
+use super::output::{
+    fixed_width_line, peer_status_cells, peer_status_json, status_cells, status_json, table,
+    StatusRow, PEER_STATUS_HEADER, STATUS_HEADER,
+};
+use super::{
+    BlocksArgs, BootstrapArgs, ChannelCommand, ChannelOptions, Format, IdentityArg, NodeArg,
+    NodeKind, SubmitArgs,
+};
 use crate::client::Client;
 use crate::ledger::header_hash;
 use crate::network::ordering::{generate, OrderingSpec};
@@ -86,109 +93,168 @@ pub fn bootstrap(a: BootstrapArgs) -> anyhow::Result<()> {
 pub async fn channel(c: ChannelCommand) -> anyhow::Result<()> {
     match c {
         ChannelCommand::Join {
-            orderer,
+            node,
             genesis,
             identity,
-        } => {
-            let client = Client::load(&identity.identity)?;
-            let block = std::fs::read(&genesis)
-                .with_context(|| format!("cannot read {}", genesis.display()))?;
-            client.join(&orderer, &block).await?;
-            println!("{orderer} joined the channel of {}", genesis.display());
-            Ok(())
-        }
+        } => join(&node, &genesis, &identity).await,
         ChannelCommand::List {
-            orderer,
+            node,
             identity,
             output,
-        } => {
-            let client = Client::load(&identity.identity)?;
-            let channels = client.list_channels(&orderer).await?;
-            match output {
-                Format::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &channels
-                            .iter()
-                            .map(|c| json!({"channel": c.channel_id, "height": c.height}))
-                            .collect::<Vec<_>>()
-                    )?
-                ),
-                Format::Table => {
-                    let mut t = table(&["CHANNEL", "HEIGHT"]);
-                    for c in channels {
-                        t.add_row(vec![c.channel_id, c.height.to_string()]);
-                    }
-                    println!("{t}");
-                }
-            }
-            Ok(())
-        }
+        } => list(&node, &identity, output).await,
         ChannelCommand::Status {
-            orderer,
+            nodes,
             channel,
             identity,
             output,
             watch,
         } => {
-            let client = Client::load(&identity.identity)?;
+            let (kind, addrs) = nodes.resolve()?;
+            let client = identity.client()?;
             if watch {
-                return watch_status(&client, &orderer, &channel, output).await;
+                watch_status(&client, kind, &addrs, &channel, output).await
+            } else {
+                status(&client, kind, &addrs, &channel, output).await
             }
-            let mut rows = Vec::new();
-            for addr in &orderer {
-                let (status, error) = match client.status(addr, &channel).await {
-                    Ok(s) => (Some(s), None),
-                    Err(e) => (None, Some(format!("{e:#}"))),
-                };
-                rows.push(StatusRow {
-                    address: addr.clone(),
-                    status,
-                    error,
-                });
-            }
-            match output {
-                Format::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &rows.iter().map(status_json).collect::<Vec<_>>()
-                    )?
-                ),
-                Format::Table => {
-                    let mut t = table(&STATUS_HEADER);
-                    for r in &rows {
-                        t.add_row(status_cells(r));
-                    }
-                    println!("{t}");
-                }
-            }
-            Ok(())
         }
     }
 }
 
-/// Like `kubectl get -w`: a header, then one row per change from any orderer.
+fn kind_name(kind: NodeKind) -> &'static str {
+    match kind {
+        NodeKind::Orderer => "orderer",
+        NodeKind::Peer => "peer",
+    }
+}
+
+async fn join(node: &NodeArg, genesis: &Path, identity: &IdentityArg) -> anyhow::Result<()> {
+    let (kind, addr) = node.resolve()?;
+    let client = identity.client()?;
+    let block = std::fs::read(genesis)
+        .with_context(|| format!("--genesis: cannot read {}", genesis.display()))?;
+    client.join(&addr, &block).await?;
+    println!(
+        "{} {addr} joined the channel of {}",
+        kind_name(kind),
+        genesis.display()
+    );
+    Ok(())
+}
+
+async fn list(node: &NodeArg, identity: &IdentityArg, output: Format) -> anyhow::Result<()> {
+    let (_, addr) = node.resolve()?;
+    let client = identity.client()?;
+    let channels = client.list_channels(&addr).await?;
+    match output {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &channels
+                    .iter()
+                    .map(|c| json!({"channel": c.channel_id, "height": c.height}))
+                    .collect::<Vec<_>>()
+            )?
+        ),
+        Format::Table => {
+            let mut t = table(&["CHANNEL", "HEIGHT"]);
+            for c in channels {
+                t.add_row(vec![c.channel_id, c.height.to_string()]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(())
+}
+
+/// How a row of each kind of node is shown.
+fn header(kind: NodeKind) -> &'static [&'static str] {
+    match kind {
+        NodeKind::Orderer => &STATUS_HEADER,
+        NodeKind::Peer => &PEER_STATUS_HEADER,
+    }
+}
+
+fn cells(kind: NodeKind, r: &StatusRow) -> Vec<String> {
+    match kind {
+        NodeKind::Orderer => status_cells(r),
+        NodeKind::Peer => peer_status_cells(r),
+    }
+}
+
+fn row_json(kind: NodeKind, r: &StatusRow) -> serde_json::Value {
+    match kind {
+        NodeKind::Orderer => status_json(r),
+        NodeKind::Peer => peer_status_json(r),
+    }
+}
+
+/// Column widths of `--watch` lines: peers' hashes and endpoints are wider than Raft fields.
+fn widths(kind: NodeKind) -> &'static [usize] {
+    match kind {
+        NodeKind::Orderer => &[12; 9],
+        NodeKind::Peer => &[14, 8, 18, 22],
+    }
+}
+
+async fn status(
+    client: &Client,
+    kind: NodeKind,
+    addrs: &[String],
+    channel: &str,
+    output: Format,
+) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for addr in addrs {
+        let (status, error) = match client.status(addr, channel).await {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
+        rows.push(StatusRow {
+            address: addr.clone(),
+            status,
+            error,
+        });
+    }
+    match output {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &rows.iter().map(|r| row_json(kind, r)).collect::<Vec<_>>()
+            )?
+        ),
+        Format::Table => {
+            let mut t = table(header(kind));
+            for r in &rows {
+                t.add_row(cells(kind, r));
+            }
+            println!("{t}");
+            // The table only says "Unavailable"; why is worth a line each.
+            for r in &rows {
+                if let Some(e) = &r.error {
+                    eprintln!("{}: {e}", r.address);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Like `kubectl get -w`: a header, then one row per change from any node.
 async fn watch_status(
     client: &Client,
-    orderers: &[String],
+    kind: NodeKind,
+    addrs: &[String],
     channel: &str,
     output: Format,
 ) -> anyhow::Result<()> {
     let mut streams = futures::stream::SelectAll::new();
-    for addr in orderers {
+    for addr in addrs {
         let addr2 = addr.clone();
         let s = client.watch(addr, channel).await?;
         streams.push(s.map(move |r| (addr2.clone(), r)).boxed());
     }
     if matches!(output, Format::Table) {
-        println!(
-            "{}",
-            STATUS_HEADER
-                .iter()
-                .map(|h| format!("{h:<12}"))
-                .collect::<String>()
-                .trim_end()
-        );
+        println!("{}", fixed_width_line(header(kind), widths(kind)));
     }
     while let Some((addr, item)) = streams.next().await {
         let row = match item {
@@ -204,22 +270,15 @@ async fn watch_status(
             },
         };
         match output {
-            Format::Json => println!("{}", status_json(&row)),
-            Format::Table => println!(
-                "{}",
-                status_cells(&row)
-                    .iter()
-                    .map(|c| format!("{c:<12}"))
-                    .collect::<String>()
-                    .trim_end()
-            ),
+            Format::Json => println!("{}", row_json(kind, &row)),
+            Format::Table => println!("{}", fixed_width_line(&cells(kind, &row), widths(kind))),
         }
     }
     Ok(())
 }
 
 pub async fn submit(a: SubmitArgs) -> anyhow::Result<()> {
-    let client = Client::load(&a.target.identity.identity)?;
+    let client = a.target.identity.client()?;
     let mut envs = Vec::new();
     for i in 0..a.count {
         let data = match &a.data {
@@ -267,7 +326,7 @@ pub async fn submit(a: SubmitArgs) -> anyhow::Result<()> {
 }
 
 pub async fn blocks(a: BlocksArgs) -> anyhow::Result<()> {
-    let client = Client::load(&a.target.identity.identity)?;
+    let client = a.target.identity.client()?;
     let blocks = client
         .deliver(
             &a.target.orderer,

@@ -1,13 +1,20 @@
-//! The `raftnet` command line: drive and observe an ordering service, and benchmark it.
+//! The `raftnet` command line: drive and observe an ordering service and its peers, deploy
+//! and call contracts, and benchmark. Flags follow Fabric's `peer` and `osnadmin` CLIs where
+//! they have an equivalent.
 
 pub mod bench;
+pub mod chaincode;
 pub mod commands;
 pub mod output;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::bail;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::client::Client;
+use crate::network::ClientProfile;
 
 #[derive(Parser)]
 #[command(
@@ -27,11 +34,121 @@ pub enum Format {
     Json,
 }
 
+/// Who is asking: a profile file, or (the Fabric way) a user directory holding one.
 #[derive(Args, Clone)]
 pub struct IdentityArg {
     /// Identity profile (YAML: mspId, cert, key, tlsCert, tlsKey, tlsRootCAs).
-    #[arg(long, env = "RAFTNET_IDENTITY")]
-    pub identity: PathBuf,
+    #[arg(long, env = "RAFTNET_IDENTITY", value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// User directory with a profile.yaml, e.g. orgs/Org1MSP/users/admin (instead of --identity).
+    #[arg(long, env = "CORE_PEER_MSPCONFIGPATH", value_name = "DIR")]
+    pub msp_dir: Option<PathBuf>,
+}
+
+pub const NO_IDENTITY: &str = "no identity: pass --identity FILE (or RAFTNET_IDENTITY), or --msp-dir DIR (or CORE_PEER_MSPCONFIGPATH) with a profile.yaml";
+
+impl IdentityArg {
+    /// The profile to sign and connect with. Exactly one source is accepted: with both, the
+    /// user could not tell which identity a command ran as.
+    pub fn profile(&self) -> anyhow::Result<ClientProfile> {
+        match (&self.identity, &self.msp_dir) {
+            (Some(file), None) => ClientProfile::load(file),
+            (None, Some(dir)) => ClientProfile::from_user_dir(dir),
+            (None, None) => bail!(NO_IDENTITY),
+            (Some(_), Some(_)) => bail!(
+                "two identities: --identity (or RAFTNET_IDENTITY) and --msp-dir (or CORE_PEER_MSPCONFIGPATH) are both set; pass only one (unset the variable you do not mean)"
+            ),
+        }
+    }
+
+    pub fn client(&self) -> anyhow::Result<Client> {
+        Client::from_profile(&self.profile()?)
+    }
+}
+
+/// Whether a channel command talks to orderers (as `osnadmin channel`) or peers (as `peer
+/// channel`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    Orderer,
+    Peer,
+}
+
+/// Fabric's environment variable for the peer a `peer` command talks to.
+pub const PEER_ADDRESS_ENV: &str = "CORE_PEER_ADDRESS";
+
+/// One orderer or one peer. Not a clap `env` default: the variable would count as given and
+/// conflict with an explicit `--orderer`, so it is read only when neither flag is given.
+#[derive(Args, Clone)]
+#[group(id = "node", multiple = false)]
+pub struct NodeArg {
+    /// Orderer admin address.
+    #[arg(long, value_name = "ADDR")]
+    pub orderer: Option<String>,
+    /// Peer address [default: $CORE_PEER_ADDRESS when --orderer is not given].
+    #[arg(long, value_name = "ADDR")]
+    pub peer: Option<String>,
+}
+
+impl NodeArg {
+    pub fn resolve(&self) -> anyhow::Result<(NodeKind, String)> {
+        let (kind, mut addrs) = resolve_nodes(
+            self.orderer.iter().cloned().collect(),
+            self.peer.iter().cloned().collect(),
+        )?;
+        Ok((kind, addrs.remove(0)))
+    }
+}
+
+/// Orderers or peers, several of one kind.
+#[derive(Args, Clone)]
+#[group(id = "nodes", multiple = false)]
+pub struct NodesArg {
+    /// Orderer addresses (repeat, or comma-separated).
+    #[arg(long, value_name = "ADDR", value_delimiter = ',')]
+    pub orderer: Vec<String>,
+    /// Peer addresses (repeat, or comma-separated) [default: $CORE_PEER_ADDRESS when --orderer is not given].
+    #[arg(long, value_name = "ADDR", value_delimiter = ',')]
+    pub peer: Vec<String>,
+}
+
+impl NodesArg {
+    pub fn resolve(&self) -> anyhow::Result<(NodeKind, Vec<String>)> {
+        resolve_nodes(self.orderer.clone(), self.peer.clone())
+    }
+}
+
+/// Explicit flags first (clap's group already refused both), then `CORE_PEER_ADDRESS`.
+fn resolve_nodes(
+    orderers: Vec<String>,
+    peers: Vec<String>,
+) -> anyhow::Result<(NodeKind, Vec<String>)> {
+    let orderers = non_empty(orderers);
+    let peers = non_empty(peers);
+    if !orderers.is_empty() {
+        return Ok((NodeKind::Orderer, orderers));
+    }
+    if !peers.is_empty() {
+        return Ok((NodeKind::Peer, peers));
+    }
+    let from_env = std::env::var(PEER_ADDRESS_ENV).map(|v| non_empty(vec![v]));
+    match from_env {
+        Ok(env) if !env.is_empty() => Ok((NodeKind::Peer, env)),
+        _ => bail!(
+            "no node: pass --orderer ADDR or --peer ADDR (or set {PEER_ADDRESS_ENV} for a peer)"
+        ),
+    }
+}
+
+/// Drops empty entries ("a,,b" or a trailing comma) and splits on commas left in values.
+pub fn non_empty(addrs: Vec<String>) -> Vec<String> {
+    addrs
+        .iter()
+        .flat_map(|a| a.split(','))
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 #[derive(Subcommand)]
@@ -41,6 +158,9 @@ pub enum Command {
     /// Channel participation and status.
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// Deploy contracts and call them through peers.
+    #[command(subcommand)]
+    Chaincode(chaincode::ChaincodeCommand),
     /// Sign and broadcast transactions; waits until each is ordered.
     Submit(SubmitArgs),
     /// Fetch blocks from an orderer.
@@ -55,8 +175,10 @@ pub struct BootstrapArgs {
     /// Directory to write into (must not exist or be empty).
     #[arg(long)]
     pub dir: PathBuf,
+    /// Number of orderers (Raft consenters).
     #[arg(long, default_value_t = 3)]
     pub orderers: usize,
+    /// Name of the channel in the genesis block.
     #[arg(long, default_value = "mychannel")]
     pub channel: String,
     /// Application organisations (repeat for more).
@@ -72,56 +194,68 @@ pub struct BootstrapArgs {
 /// Raft and batch options, named as Fabric names them.
 #[derive(Args, Clone)]
 pub struct ChannelOptions {
+    /// Raft tick (e.g. 100ms).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "100ms")]
     pub tick_interval: Duration,
+    /// Ticks without a leader before a follower campaigns.
     #[arg(long, default_value_t = 10)]
     pub election_tick: u32,
+    /// Ticks between the leader's heartbeats.
     #[arg(long, default_value_t = 1)]
     pub heartbeat_tick: u32,
+    /// Blocks the leader sends a follower before it acknowledges them.
     #[arg(long, default_value_t = 5)]
     pub max_inflight_blocks: u32,
     /// Bytes of blocks between snapshots.
     #[arg(long, default_value_t = 16 << 20)]
     pub snapshot_interval_size: u64,
+    /// Time after the first pending transaction at which a block is cut.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "100ms")]
     pub batch_timeout: Duration,
+    /// Most transactions in a block.
     #[arg(long, default_value_t = 500)]
     pub max_message_count: u32,
+    /// Block size at which a block is cut.
     #[arg(long, default_value_t = 2 << 20)]
     pub preferred_max_bytes: u32,
+    /// Largest block in bytes; a bigger transaction is refused.
     #[arg(long, default_value_t = 10 << 20)]
     pub absolute_max_bytes: u32,
 }
 
 #[derive(Subcommand)]
 pub enum ChannelCommand {
-    /// Join an orderer to the channel of a genesis block.
+    /// Join an orderer or a peer to the channel of a genesis block (needs its org's admin).
     Join {
-        #[arg(long)]
-        orderer: String,
-        #[arg(long)]
+        #[command(flatten)]
+        node: NodeArg,
+        /// The channel's genesis block (written by `raftnet bootstrap` to channels/).
+        #[arg(long, short = 'b', visible_alias = "blockpath", value_name = "FILE")]
         genesis: PathBuf,
         #[command(flatten)]
         identity: IdentityArg,
     },
-    /// Channels an orderer has joined.
+    /// Channels an orderer or a peer has joined.
     List {
-        #[arg(long)]
-        orderer: String,
+        #[command(flatten)]
+        node: NodeArg,
         #[command(flatten)]
         identity: IdentityArg,
+        /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t)]
         output: Format,
     },
-    /// Role, leader, term and height of a channel on each orderer.
+    /// A channel on each orderer (role, leader, term, height) or peer (height, commit hash,
+    /// the orderer it pulls from).
     Status {
-        /// Orderer addresses (repeat, or comma-separated).
-        #[arg(long, required = true, value_delimiter = ',')]
-        orderer: Vec<String>,
-        #[arg(long)]
+        #[command(flatten)]
+        nodes: NodesArg,
+        /// Channel name.
+        #[arg(long, short = 'c', visible_alias = "channelID")]
         channel: String,
         #[command(flatten)]
         identity: IdentityArg,
+        /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t)]
         output: Format,
         /// Keep watching and print a row on every change.
@@ -133,9 +267,11 @@ pub enum ChannelCommand {
 /// One orderer, one channel, and who is asking.
 #[derive(Args)]
 pub struct Target {
-    #[arg(long)]
+    /// Orderer address.
+    #[arg(long, env = "ORDERER_ADDRESS", value_name = "ADDR")]
     pub orderer: String,
-    #[arg(long)]
+    /// Channel name.
+    #[arg(long, short = 'c', visible_alias = "channelID")]
     pub channel: String,
     #[command(flatten)]
     pub identity: IdentityArg,
@@ -148,10 +284,13 @@ pub struct SubmitArgs {
     /// Transaction data (default: `size` random-looking bytes).
     #[arg(long)]
     pub data: Option<String>,
+    /// Number of transactions.
     #[arg(long, default_value_t = 1)]
     pub count: usize,
+    /// Bytes of each generated transaction (without --data).
     #[arg(long, default_value_t = 256)]
     pub size: usize,
+    /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Format,
 }
@@ -160,11 +299,13 @@ pub struct SubmitArgs {
 pub struct BlocksArgs {
     #[command(flatten)]
     pub target: Target,
+    /// First block.
     #[arg(long, default_value_t = 0)]
     pub start: u64,
     /// Last block (default: the current last block).
     #[arg(long)]
     pub stop: Option<u64>,
+    /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Format,
 }
@@ -173,6 +314,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bootstrap(a) => commands::bootstrap(a),
         Command::Channel(c) => commands::channel(c).await,
+        Command::Chaincode(c) => chaincode::run(c).await,
         Command::Submit(a) => commands::submit(a).await,
         Command::Blocks(a) => commands::blocks(a).await,
         Command::Bench(b) => bench::run(b).await,

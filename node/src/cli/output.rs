@@ -20,7 +20,7 @@ pub fn role_name(s: &ChannelStatus) -> &'static str {
     }
 }
 
-/// One orderer's view of a channel; `None` when it did not answer.
+/// One node's view of a channel; `None` when it did not answer.
 pub struct StatusRow {
     pub address: String,
     pub status: Option<ChannelStatus>,
@@ -89,4 +89,64 @@ pub fn status_json(r: &StatusRow) -> serde_json::Value {
         }),
         None => json!({"address": r.address, "role": "Unavailable", "error": r.error}),
     }
+}
+
+pub const PEER_STATUS_HEADER: [&str; 4] = ["NAME", "HEIGHT", "COMMIT HASH", "ORDERER"];
+
+/// Enough of a commit hash to tell peers apart at a glance: its first 8 bytes.
+fn short_hash(h: &[u8]) -> String {
+    if h.is_empty() {
+        "-".into()
+    } else {
+        hex::encode(&h[..h.len().min(8)])
+    }
+}
+
+/// A peer's row: peers have no Raft role, so their status is the ledger they committed and
+/// the orderer they pull blocks from.
+pub fn peer_status_cells(r: &StatusRow) -> Vec<String> {
+    match &r.status {
+        Some(s) => vec![
+            s.node_name.clone(),
+            s.height.to_string(),
+            short_hash(&s.commit_hash),
+            if s.orderer_endpoint.is_empty() {
+                "<none>".into()
+            } else {
+                s.orderer_endpoint.clone()
+            },
+        ],
+        None => vec![
+            r.address.clone(),
+            "-".into(),
+            "-".into(),
+            "Unavailable".into(),
+        ],
+    }
+}
+
+pub fn peer_status_json(r: &StatusRow) -> serde_json::Value {
+    match &r.status {
+        Some(s) => json!({
+            "address": r.address,
+            "name": s.node_name,
+            "channel": s.channel_id,
+            "height": s.height,
+            "commitHash": hex::encode(&s.commit_hash),
+            "orderer": s.orderer_endpoint,
+        }),
+        None => json!({"address": r.address, "error": r.error}),
+    }
+}
+
+/// Cells padded to fixed widths for output that grows line by line (`--watch`), where a
+/// table cannot be laid out in advance; a cell wider than its column still gets a space.
+pub fn fixed_width_line(cells: &[impl AsRef<str>], widths: &[usize]) -> String {
+    cells
+        .iter()
+        .zip(widths.iter().chain(std::iter::repeat(&12)))
+        .map(|(c, w)| format!("{:<width$} ", c.as_ref(), width = w.saturating_sub(1)))
+        .collect::<String>()
+        .trim_end()
+        .to_string()
 }

@@ -1,8 +1,11 @@
 //! A client identity in one file: who signs (MSP id, certificate, key) and how to connect
-//! (TLS client certificate and trusted roots). `raftnet --identity FILE` reads it.
+//! (TLS client certificate and trusted roots). `raftnet --identity FILE` reads it, and
+//! `raftnet --msp-dir DIR` reads `DIR/profile.yaml` (a user directory of a generated network,
+//! `orgs/<MSP>/users/<name>/`, the way Fabric's CLI takes an MSP directory).
 
 use std::path::{Path, PathBuf};
 
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{load_yaml, relative_to, TlsFiles};
@@ -22,6 +25,9 @@ pub struct ClientProfile {
     pub tls_root_cas: Vec<PathBuf>,
 }
 
+/// The profile's file name inside a user directory.
+pub const PROFILE_FILE: &str = "profile.yaml";
+
 impl ClientProfile {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let mut p: ClientProfile = load_yaml(path, "identity profile")?;
@@ -32,6 +38,27 @@ impl ClientProfile {
         fix(&mut p.tls_key);
         p.tls_root_cas.iter_mut().for_each(fix);
         Ok(p)
+    }
+
+    /// The profile of a user directory (`orgs/<MSP>/users/<name>/`).
+    pub fn from_user_dir(dir: &Path) -> anyhow::Result<Self> {
+        if dir.is_file() {
+            bail!(
+                "--msp-dir {} is a file; --msp-dir takes a user directory (for a profile file use --identity FILE)",
+                dir.display()
+            );
+        }
+        if !dir.is_dir() {
+            bail!("--msp-dir {}: no such directory", dir.display());
+        }
+        let path = dir.join(PROFILE_FILE);
+        if !path.is_file() {
+            bail!(
+                "--msp-dir {}: no {PROFILE_FILE} in it; pass a user directory of a generated network, e.g. orgs/Org1MSP/users/admin/",
+                dir.display()
+            );
+        }
+        Self::load(&path)
     }
 
     pub fn signer(&self) -> anyhow::Result<SigningIdentity> {

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod catch_up;
+mod cli;
 mod deliver;
 mod failover;
 mod peers;
