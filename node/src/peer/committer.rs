@@ -8,7 +8,7 @@ use ring::digest::{Context, SHA256};
 
 use super::channel::PeerChannel;
 use super::statedb::{StateReader, StateWriter, TxRecord};
-use super::validator::{BlockValidator, Verdict};
+use super::validator::{precheck, BlockValidator, ChannelRules, Prechecked, Verdict};
 use crate::ledger::data_hash;
 use crate::proto::common::{Block, BlockMetadata};
 use crate::proto::peer::{
@@ -42,9 +42,9 @@ pub fn commit_block(ch: &PeerChannel, mut block: Block) -> anyhow::Result<Filter
         .collect()
     } else {
         let mut v = BlockValidator::new(&ch.rules, &state);
-        txs.transactions
-            .iter()
-            .map(|raw| v.validate(raw))
+        prechecked(&ch.rules, &txs.transactions)
+            .into_iter()
+            .map(|p| v.validate(p))
             .collect::<anyhow::Result<_>>()?
     };
     for (i, v) in verdicts.iter().enumerate() {
@@ -111,6 +111,36 @@ pub fn commit_block(ch: &PeerChannel, mut block: Block) -> anyhow::Result<Filter
                 code: v.code as i32,
             })
             .collect(),
+    })
+}
+
+/// Fewer transactions than this are checked on the commit thread alone.
+const PARALLEL_FROM: usize = 8;
+
+/// The stateless checks of every transaction, spread over the machine's cores.
+fn prechecked(rules: &ChannelRules, txs: &[Vec<u8>]) -> Vec<Prechecked> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if threads == 1 || txs.len() < PARALLEL_FROM {
+        return txs.iter().map(|raw| precheck(rules, raw)).collect();
+    }
+    let chunk = txs.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = txs
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|raw| precheck(rules, raw))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("precheck thread panicked"))
+            .collect()
     })
 }
 

@@ -3,6 +3,10 @@
 //! of endorsements to the proposal, the endorsement policy, the namespaces written, MVCC read
 //! versions (counting earlier transactions of the same block) and duplicate transaction ids.
 //! The result is deterministic: peers with the same state reach the same verdicts.
+//!
+//! Two phases, as in Fabric: [`precheck`] (decoding and signatures, the costly part, needing
+//! no state) runs on the block's transactions in parallel; [`BlockValidator::validate`] then
+//! judges them one by one, in block order, against the state.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -16,8 +20,8 @@ use crate::identity::{MspSet, Policy, VerifiedIdentity};
 use crate::orderer::msgprocessor::compute_tx_id;
 use crate::proto::common::{ChannelHeader, Envelope, HeaderType, Payload};
 use crate::proto::peer::{
-    ChaincodeDefinition, NsReadWriteSet, Proposal, ProposalResponsePayload, Transaction,
-    TxReadWriteSet, TxValidationCode as Code,
+    ChaincodeDefinition, ChaincodeInput, NsReadWriteSet, Proposal, ProposalResponsePayload,
+    Transaction, TxReadWriteSet, TxValidationCode as Code,
 };
 
 /// What validation needs to know about a channel.
@@ -63,7 +67,143 @@ fn invalid(code: Code, reason: impl Into<String>) -> Invalid {
     Invalid(code, reason.into())
 }
 
-/// Validates one block's transactions against `state` (the state before this block).
+/// What the stateless checks of one transaction established: they need no ledger state, so
+/// the transactions of a block go through them in parallel.
+pub struct Prechecked {
+    /// None when the envelope is too broken to carry one.
+    tx_id: Option<String>,
+    checked: Result<Signed, Invalid>,
+}
+
+/// A transaction whose creator, proposal binding and endorsement signatures are checked.
+struct Signed {
+    creator: Arc<VerifiedIdentity>,
+    input: ChaincodeInput,
+    chaincode_version: String,
+    rwset: TxReadWriteSet,
+    /// Endorsers whose signatures verify over the transaction's response payload.
+    endorsers: Vec<Arc<VerifiedIdentity>>,
+}
+
+/// Decodes and checks the signatures of one transaction (an encoded envelope).
+pub fn precheck(rules: &ChannelRules, raw: &[u8]) -> Prechecked {
+    let (env, payload, header) = match open(raw) {
+        Ok(x) => x,
+        Err(e) => {
+            return Prechecked {
+                tx_id: None,
+                checked: Err(e),
+            }
+        }
+    };
+    Prechecked {
+        tx_id: Some(header.tx_id.clone()),
+        checked: check_signed(rules, &env, &payload, &header),
+    }
+}
+
+fn check_signed(
+    rules: &ChannelRules,
+    env: &Envelope,
+    payload: &Payload,
+    header: &ChannelHeader,
+) -> Result<Signed, Invalid> {
+    if header.channel_id != rules.channel_id {
+        return Err(invalid(
+            Code::BadPayload,
+            format!("transaction is for channel {}", header.channel_id),
+        ));
+    }
+    let creator = header
+        .creator
+        .as_ref()
+        .ok_or_else(|| invalid(Code::BadPayload, "no creator"))?;
+    if header.tx_id != compute_tx_id(&header.nonce, &creator.cert_pem) {
+        return Err(invalid(
+            Code::BadProposalTxid,
+            "tx_id is not the hash of nonce and creator",
+        ));
+    }
+    let creator_id = rules
+        .msps
+        .verify(creator, &env.payload, &env.signature)
+        .map_err(|e| invalid(Code::BadCreatorSignature, e.to_string()))?;
+    if !rules.writers.evaluate(&[&creator_id]) {
+        return Err(invalid(
+            Code::BadCreatorSignature,
+            format!(
+                "creator of {} does not satisfy the Writers policy",
+                creator_id.msp_id
+            ),
+        ));
+    }
+    let tx = Transaction::decode(&payload.data[..]).map_err(|e| {
+        invalid(
+            Code::BadPayload,
+            format!("not an endorsed transaction: {e}"),
+        )
+    })?;
+    let proposal = Proposal::decode(&tx.proposal_bytes[..])
+        .map_err(|e| invalid(Code::InvalidEndorserTransaction, format!("proposal: {e}")))?;
+    let input = proposal.input.unwrap_or_default();
+    if proposal.header.as_ref() != Some(header) {
+        return Err(invalid(
+            Code::InvalidEndorserTransaction,
+            "the proposal's header is not the transaction's header",
+        ));
+    }
+    let resp = ProposalResponsePayload::decode(&tx.response_payload[..]).map_err(|e| {
+        invalid(
+            Code::InvalidEndorserTransaction,
+            format!("response payload: {e}"),
+        )
+    })?;
+    if resp.proposal_hash != digest(&SHA256, &tx.proposal_bytes).as_ref() {
+        return Err(invalid(
+            Code::InvalidEndorserTransaction,
+            "the endorsed response is for another proposal",
+        ));
+    }
+    if resp.response.as_ref().is_none_or(|r| r.status >= 400) {
+        return Err(invalid(
+            Code::InvalidEndorserTransaction,
+            "the contract's response is an error",
+        ));
+    }
+    let cc = resp.chaincode_id.unwrap_or_default();
+    if cc.name != input.chaincode {
+        return Err(invalid(
+            Code::InvalidEndorserTransaction,
+            "endorsed contract is not the proposal's",
+        ));
+    }
+    let rwset = resp.results.unwrap_or_default();
+    if has_duplicate_namespaces(&rwset) {
+        return Err(invalid(Code::BadRwset, "a namespace appears twice"));
+    }
+    // Only endorsements that verify against the signed payload count.
+    let endorsers = tx
+        .endorsements
+        .iter()
+        .filter_map(|e| {
+            let id = e.endorser.as_ref()?;
+            rules
+                .msps
+                .verify(id, &tx.response_payload, &e.signature)
+                .ok()
+        })
+        .collect();
+    Ok(Signed {
+        creator: creator_id,
+        input,
+        chaincode_version: cc.version,
+        rwset,
+        endorsers,
+    })
+}
+
+/// Judges prechecked transactions in block order against `state` (the state before this
+/// block) and the writes of the block's earlier valid transactions.
 pub struct BlockValidator<'a> {
     rules: &'a ChannelRules,
     state: &'a StateReader,
@@ -85,10 +225,27 @@ impl<'a> BlockValidator<'a> {
         }
     }
 
-    /// Validates the next transaction of the block (an encoded envelope).
-    pub fn validate(&mut self, raw: &[u8]) -> anyhow::Result<Verdict> {
-        let mut tx_id = None;
-        let result = self.check(raw, &mut tx_id)?;
+    /// The verdict on the next transaction of the block. Err: the state database failed.
+    pub fn validate(&mut self, pre: Prechecked) -> anyhow::Result<Verdict> {
+        let tx_id = pre.tx_id;
+        let result = match &tx_id {
+            None => Err(pre
+                .checked
+                .err()
+                .unwrap_or_else(|| invalid(Code::BadPayload, "no transaction id"))),
+            Some(id) => {
+                // Duplicates first: a transaction id is spent even by an invalid transaction.
+                if self.seen_tx_ids.contains(id) || self.state.tx(id)?.is_some() {
+                    Err(invalid(
+                        Code::DuplicateTxid,
+                        format!("transaction {id} was already committed"),
+                    ))
+                } else {
+                    self.seen_tx_ids.insert(id.clone());
+                    pre.checked.and_then(|signed| self.check_state(signed))
+                }
+            }
+        };
         Ok(match result {
             Ok(rwset) => {
                 self.record(&rwset);
@@ -108,115 +265,24 @@ impl<'a> BlockValidator<'a> {
         })
     }
 
-    /// Outer Err: the state database failed (the block cannot be judged). Inner Err: invalid.
-    fn check(
-        &mut self,
-        raw: &[u8],
-        tx_id_out: &mut Option<String>,
-    ) -> anyhow::Result<Result<TxReadWriteSet, Invalid>> {
-        let (env, payload, header) = match open(raw) {
-            Ok(x) => x,
-            Err(e) => return Ok(Err(e)),
-        };
-        let tx_id = header.tx_id.clone();
-        *tx_id_out = Some(tx_id.clone());
-        // Duplicates first: a transaction id is spent even by an invalid transaction.
-        if self.seen_tx_ids.contains(&tx_id) || self.state.tx(&tx_id)?.is_some() {
-            return Ok(Err(invalid(
-                Code::DuplicateTxid,
-                format!("transaction {tx_id} was already committed"),
-            )));
-        }
-        self.seen_tx_ids.insert(tx_id.clone());
-        Ok(self.check_transaction(&env, &payload, &header))
-    }
-
-    fn check_transaction(
-        &mut self,
-        env: &Envelope,
-        payload: &Payload,
-        header: &ChannelHeader,
-    ) -> Result<TxReadWriteSet, Invalid> {
+    /// The contract's definition and endorsement policy, the namespaces written, and MVCC.
+    fn check_state(&self, signed: Signed) -> Result<TxReadWriteSet, Invalid> {
         let rules = self.rules;
-        if header.channel_id != rules.channel_id {
-            return Err(invalid(
-                Code::BadPayload,
-                format!("transaction is for channel {}", header.channel_id),
-            ));
-        }
-        let creator = header
-            .creator
-            .as_ref()
-            .ok_or_else(|| invalid(Code::BadPayload, "no creator"))?;
-        if header.tx_id != compute_tx_id(&header.nonce, &creator.cert_pem) {
-            return Err(invalid(
-                Code::BadProposalTxid,
-                "tx_id is not the hash of nonce and creator",
-            ));
-        }
-        let creator_id = rules
-            .msps
-            .verify(creator, &env.payload, &env.signature)
-            .map_err(|e| invalid(Code::BadCreatorSignature, e.to_string()))?;
-        if !rules.writers.evaluate(&[&creator_id]) {
-            return Err(invalid(
-                Code::BadCreatorSignature,
-                format!(
-                    "creator of {} does not satisfy the Writers policy",
-                    creator_id.msp_id
-                ),
-            ));
-        }
-        let tx = Transaction::decode(&payload.data[..]).map_err(|e| {
-            invalid(
-                Code::BadPayload,
-                format!("not an endorsed transaction: {e}"),
-            )
-        })?;
-        let proposal = Proposal::decode(&tx.proposal_bytes[..])
-            .map_err(|e| invalid(Code::InvalidEndorserTransaction, format!("proposal: {e}")))?;
-        let input = proposal.input.unwrap_or_default();
-        if proposal.header.as_ref() != Some(header) {
-            return Err(invalid(
-                Code::InvalidEndorserTransaction,
-                "the proposal's header is not the transaction's header",
-            ));
-        }
-        let resp = ProposalResponsePayload::decode(&tx.response_payload[..]).map_err(|e| {
-            invalid(
-                Code::InvalidEndorserTransaction,
-                format!("response payload: {e}"),
-            )
-        })?;
-        if resp.proposal_hash != digest(&SHA256, &tx.proposal_bytes).as_ref() {
-            return Err(invalid(
-                Code::InvalidEndorserTransaction,
-                "the endorsed response is for another proposal",
-            ));
-        }
-        if resp.response.as_ref().is_none_or(|r| r.status >= 400) {
-            return Err(invalid(
-                Code::InvalidEndorserTransaction,
-                "the contract's response is an error",
-            ));
-        }
-        let cc = resp.chaincode_id.clone().unwrap_or_default();
-        if cc.name != input.chaincode {
-            return Err(invalid(
-                Code::InvalidEndorserTransaction,
-                "endorsed contract is not the proposal's",
-            ));
-        }
-        let rwset = resp.results.unwrap_or_default();
-
-        // Which policy applies, and which namespaces may be written.
+        let Signed {
+            creator,
+            input,
+            chaincode_version,
+            rwset,
+            endorsers,
+        } = signed;
+        let db_err = |e: anyhow::Error| invalid(Code::InvalidOtherReason, format!("{e:#}"));
         let (policy_text, writable): (String, Vec<String>) = if input.chaincode == LIFECYCLE {
-            if !rules.admins.evaluate(&[&creator_id]) {
+            if !rules.admins.evaluate(&[&creator]) {
                 return Err(invalid(
                     Code::EndorsementPolicyFailure,
                     format!(
                         "deploying a contract needs a creator satisfying the channel's Admins policy; {} of {} does not",
-                        creator_id.common_name, creator_id.msp_id
+                        creator.common_name, creator.msp_id
                     ),
                 ));
             }
@@ -224,7 +290,7 @@ impl<'a> BlockValidator<'a> {
                 .map_err(|e| invalid(Code::InvalidChaincode, e))?;
             let exists = self.deployed.contains_key(&def.name)
                 || lifecycle::definition(self.state, &def.name)
-                    .map_err(|e| invalid(Code::InvalidOtherReason, format!("{e:#}")))?
+                    .map_err(db_err)?
                     .is_some();
             if exists {
                 return Err(invalid(
@@ -241,15 +307,14 @@ impl<'a> BlockValidator<'a> {
                     "the deploy does not write the proposed definition",
                 ));
             }
-            let policy = def.endorsement_policy.clone();
-            let name = def.name.clone();
-            (policy, vec![LIFECYCLE.to_string(), name])
+            (
+                def.endorsement_policy,
+                vec![LIFECYCLE.to_string(), def.name],
+            )
         } else {
             let def = match self.deployed.get(&input.chaincode) {
                 Some(d) => Some(d.clone()),
-                None => lifecycle::definition(self.state, &input.chaincode).map_err(|e| {
-                    invalid(Code::InvalidOtherReason, format!("state database: {e:#}"))
-                })?,
+                None => lifecycle::definition(self.state, &input.chaincode).map_err(db_err)?,
             };
             let def = def.ok_or_else(|| {
                 invalid(
@@ -257,12 +322,12 @@ impl<'a> BlockValidator<'a> {
                     format!("contract {} is not deployed", input.chaincode),
                 )
             })?;
-            if cc.version != def.version {
+            if chaincode_version != def.version {
                 return Err(invalid(
                     Code::InvalidChaincode,
                     format!(
-                        "endorsed with version {} of {}, deployed is {}",
-                        cc.version, def.name, def.version
+                        "endorsed with version {chaincode_version} of {}, deployed is {}",
+                        def.name, def.version
                     ),
                 ));
             }
@@ -279,25 +344,9 @@ impl<'a> BlockValidator<'a> {
                 ));
             }
         }
-        if has_duplicate_namespaces(&rwset) {
-            return Err(invalid(Code::BadRwset, "a namespace appears twice"));
-        }
-
-        // Endorsements: only those that verify against the signed payload count.
         let policy = rules
             .policy(&policy_text)
             .map_err(|e| invalid(Code::EndorsementPolicyFailure, e))?;
-        let endorsers: Vec<Arc<VerifiedIdentity>> = tx
-            .endorsements
-            .iter()
-            .filter_map(|e| {
-                let id = e.endorser.as_ref()?;
-                rules
-                    .msps
-                    .verify(id, &tx.response_payload, &e.signature)
-                    .ok()
-            })
-            .collect();
         let refs: Vec<&VerifiedIdentity> = endorsers.iter().map(|a| a.as_ref()).collect();
         if !policy.evaluate(&refs) {
             let who: Vec<String> = refs
@@ -312,7 +361,6 @@ impl<'a> BlockValidator<'a> {
                 ),
             ));
         }
-
         self.check_mvcc(&rwset)?;
         Ok(rwset)
     }

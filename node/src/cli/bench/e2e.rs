@@ -314,7 +314,7 @@ async fn slot(
     let mut k = 0usize;
     while Instant::now() < deadline {
         // Back and forth between the slot's two accounts.
-        let (from, to) = if k % 2 == 0 {
+        let (from, to) = if k.is_multiple_of(2) {
             (format!("x{s}"), format!("y{s}"))
         } else {
             (format!("y{s}"), format!("x{s}"))
