@@ -4,9 +4,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use redb::Database;
+use redb::{Database, Durability};
 use tokio::sync::{mpsc, watch};
 
 use super::committer::{commit_block, filtered};
@@ -24,6 +25,8 @@ const RECENT_EVENTS: usize = 256;
 /// Blocks received but not yet committed.
 const COMMIT_QUEUE: usize = 32;
 const LEDGER_CACHE: usize = 64 << 20;
+/// The longest a committed block may stay in the page cache only (see `committer`).
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What the admin API reports about a channel on a peer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -43,6 +46,7 @@ pub struct PeerChannel {
     status: watch::Sender<PeerStatus>,
     recent: Mutex<VecDeque<Arc<FilteredBlock>>>,
     stop: watch::Sender<bool>,
+    last_sync: Mutex<Option<Instant>>,
 }
 
 impl PeerChannel {
@@ -80,6 +84,7 @@ impl PeerChannel {
             status: watch::channel(PeerStatus::default()).0,
             recent: Mutex::new(VecDeque::new()),
             stop: watch::channel(false).0,
+            last_sync: Mutex::new(None),
         });
         if ch.store.height() == 0 {
             let fb = commit_block(&ch, genesis.clone()).context("committing the genesis block")?;
@@ -87,6 +92,18 @@ impl PeerChannel {
         }
         ch.publish(|_| {})?;
         Ok(ch)
+    }
+
+    /// How durable the next block's commit must be: synced when the last sync is older than
+    /// [`SYNC_INTERVAL`] (and for the genesis block).
+    pub(super) fn durability(&self) -> Durability {
+        let mut last = self.last_sync.lock().expect("last_sync");
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < SYNC_INTERVAL) {
+            return Durability::Eventual;
+        }
+        *last = Some(now);
+        Durability::Immediate
     }
 
     pub fn channel_id(&self) -> &str {
@@ -163,11 +180,13 @@ impl PeerChannel {
             .spawn(move || {
                 while let Some(block) = rx.blocking_recv() {
                     let number = block.header.as_ref().map(|h| h.number).unwrap_or(0);
+                    let started = Instant::now();
                     match commit_block(&ch, block) {
                         Ok(fb) => {
                             let valid = fb.transactions.iter().filter(|t| t.code == 0).count();
                             tracing::debug!(channel = %ch.channel_id(), block = number,
-                                txs = fb.transactions.len(), valid, "committed block");
+                                txs = fb.transactions.len(), valid, queued = rx.len(),
+                                ms = started.elapsed().as_millis() as u64, "committed block");
                             ch.remember(fb);
                             if let Err(e) = ch.publish(|_| {}) {
                                 tracing::error!(channel = %ch.channel_id(), "status: {e:#}");
