@@ -3,6 +3,7 @@
 
 pub mod crypto;
 pub mod ordering;
+pub mod ports;
 pub mod profile;
 
 pub use crypto::OrgMaterial;

@@ -108,46 +108,7 @@ pub struct OrderingLayout {
     pub org_clients: Vec<(String, PathBuf)>,
 }
 
-/// Free TCP ports on 127.0.0.1 for listeners that start later. They are drawn at random
-/// below the kernel's ephemeral range: a port the kernel hands out can be taken by any
-/// outgoing connection before the node binds it.
-pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    // Where the ephemeral range starts low, fall back to a fixed range (clashes stay possible).
-    let (low, high) = if ephemeral_low >= 20_000 {
-        (10_000u16, ephemeral_low)
-    } else {
-        (20_000, 30_000)
-    };
-    let rng = ring::rand::SystemRandom::new();
-    let mut ports = Vec::with_capacity(n);
-    let mut held = Vec::with_capacity(n);
-    for _ in 0..n * 200 {
-        if ports.len() == n {
-            break;
-        }
-        let mut b = [0u8; 2];
-        ring::rand::SecureRandom::fill(&rng, &mut b)
-            .map_err(|_| anyhow::anyhow!("no randomness"))?;
-        let port = low + u16::from_be_bytes(b) % (high - low);
-        if ports.contains(&port) {
-            continue;
-        }
-        // Held until all are chosen, so that the same port is not picked twice.
-        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            held.push(l);
-            ports.push(port);
-        }
-    }
-    anyhow::ensure!(
-        ports.len() == n,
-        "could not find {n} free ports on 127.0.0.1"
-    );
-    Ok(ports)
-}
+pub use super::ports::free_ports;
 
 pub fn generate(dir: &Path, spec: &OrderingSpec) -> anyhow::Result<OrderingLayout> {
     anyhow::ensure!(spec.orderers >= 1, "orderers: need at least one orderer");
