@@ -7,17 +7,20 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use futures::future::join_all;
 use prost::Message;
+use ring::digest::{digest, SHA256};
 use tonic::transport::Channel;
 
 use crate::client::Client;
 use crate::proto::common::{ChannelHeader, Envelope, Status};
 use crate::proto::peer::{
     endorser_client::EndorserClient, events_client::EventsClient, ChaincodeInput,
-    CommitEventsRequest, FilteredBlock, Proposal, ProposalResponse, SignedProposal, Transaction,
-    TxValidationCode,
+    CommitEventsRequest, FilteredBlock, Proposal, ProposalResponse, ProposalResponsePayload,
+    SignedProposal, Transaction, TxValidationCode,
 };
 
 const MAX_MESSAGE: usize = 256 << 20;
+/// The longest one peer or orderer may take to answer one call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A signed proposal and the header the transaction will carry.
 #[derive(Clone, Debug)]
@@ -85,18 +88,25 @@ impl Client {
         peer: &str,
         call: &SignedCall,
     ) -> anyhow::Result<ProposalResponse> {
-        let resp = self
-            .endorser(peer)?
-            .process_proposal(call.signed.clone())
-            .await
-            .map_err(|s| anyhow::anyhow!("peer {peer}: {}", s.message()))?
-            .into_inner();
+        let mut endorser = self.endorser(peer)?;
+        let resp =
+            tokio::time::timeout(CALL_TIMEOUT, endorser.process_proposal(call.signed.clone()))
+                .await
+                .map_err(|_| anyhow::anyhow!("peer {peer} did not answer within {CALL_TIMEOUT:?}"))?
+                .map_err(|s| anyhow::anyhow!("peer {peer}: {}", s.message()))?
+                .into_inner();
         let r = resp.response.clone().unwrap_or_default();
         if r.status >= 400 {
             bail!("peer {peer}: contract error ({}): {}", r.status, r.message);
         }
         if resp.endorsement.is_none() || resp.payload.is_empty() {
             bail!("peer {peer} answered without an endorsement");
+        }
+        // A response for another proposal would only fail later, at validation.
+        let payload = ProposalResponsePayload::decode(&resp.payload[..])
+            .map_err(|e| anyhow::anyhow!("peer {peer} sent an undecodable response: {e}"))?;
+        if payload.proposal_hash != digest(&SHA256, &call.signed.proposal_bytes).as_ref() {
+            bail!("peer {peer} endorsed a different proposal");
         }
         Ok(resp)
     }
@@ -166,7 +176,10 @@ impl Client {
     pub async fn order(&self, orderers: &[String], env: &Envelope) -> anyhow::Result<()> {
         let mut errors = Vec::new();
         for o in orderers {
-            match self.broadcast(o, vec![env.clone()]).await {
+            let sent = tokio::time::timeout(CALL_TIMEOUT, self.broadcast(o, vec![env.clone()]))
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {CALL_TIMEOUT:?}")));
+            match sent {
                 Ok(r) if r[0].status == Status::Success as i32 => return Ok(()),
                 Ok(r) => {
                     let s = Status::try_from(r[0].status).unwrap_or(Status::Unspecified);

@@ -233,13 +233,42 @@ impl MspSet {
         &self,
         id: &SerializedIdentity,
     ) -> Result<Arc<VerifiedIdentity>, IdentityError> {
+        self.validate_at(id, Some(now()))
+    }
+
+    /// Like [`MspSet::validate`] but without the validity period: for judging transactions
+    /// already ordered, which every peer must judge alike whatever its clock and whenever it
+    /// catches up (Fabric's validators ignore expiry too).
+    pub fn validate_ignoring_time(
+        &self,
+        id: &SerializedIdentity,
+    ) -> Result<Arc<VerifiedIdentity>, IdentityError> {
+        self.validate_at(id, None)
+    }
+
+    /// [`MspSet::validate_ignoring_time`] + the signature over `msg`.
+    pub fn verify_ignoring_time(
+        &self,
+        id: &SerializedIdentity,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<Arc<VerifiedIdentity>, IdentityError> {
+        let v = self.validate_at(id, None)?;
+        v.verify_signature(msg, sig)?;
+        Ok(v)
+    }
+
+    fn validate_at(
+        &self,
+        id: &SerializedIdentity,
+        now: Option<i64>,
+    ) -> Result<Arc<VerifiedIdentity>, IdentityError> {
         let org = self
             .index
             .get(&id.msp_id)
             .map(|&i| &self.orgs[i])
             .ok_or_else(|| IdentityError::UnknownMsp(id.msp_id.clone()))?;
         let key = cache_key(&id.msp_id, &id.cert_pem);
-        let now = now();
         let cached = self
             .cache
             .lock()
@@ -247,7 +276,9 @@ impl MspSet {
             .get(&key)
             .cloned();
         if let Some(v) = cached {
-            v.check_time(now)?;
+            if let Some(now) = now {
+                v.check_time(now)?;
+            }
             return Ok(v);
         }
 
@@ -263,7 +294,7 @@ impl MspSet {
     fn validate_uncached(
         org: &Org,
         cert_pem: &[u8],
-        now: i64,
+        now: Option<i64>,
     ) -> Result<VerifiedIdentity, IdentityError> {
         let what = format!("identity certificate for MSP '{}'", org.msp_id);
         let der =
@@ -283,16 +314,21 @@ impl MspSet {
         }
         let v = cert.validity();
         let (nb, na) = (v.not_before.timestamp(), v.not_after.timestamp());
-        if now < nb || now > na {
+        let outside = |from: i64, until: i64| now.is_some_and(|now| now < from || now > until);
+        if outside(nb, na) {
             return Err(IdentityError::Expired(format!(
                 "'{subject}' of MSP '{}' is valid from {} to {}",
                 org.msp_id, v.not_before, v.not_after
             )));
         }
-        if now < org.root.not_before || now > org.root.not_after {
+        if outside(org.root.not_before, org.root.not_after) {
             return Err(IdentityError::Expired(format!(
-                "the root CA '{}' of MSP '{}' is valid from {} to {} (unix seconds), now is {now}",
-                org.root.subject, org.msp_id, org.root.not_before, org.root.not_after
+                "the root CA '{}' of MSP '{}' is valid from {} to {} (unix seconds), now is {}",
+                org.root.subject,
+                org.msp_id,
+                org.root.not_before,
+                org.root.not_after,
+                now.unwrap_or_default()
             )));
         }
         let spki = cert.public_key();

@@ -28,10 +28,22 @@ pub struct BlockStore {
     recent: Mutex<TxWindow>,
     /// Tx ids of blocks appended but not yet committed.
     pending: Mutex<Vec<(u64, Vec<String>)>>,
+    /// Orderers answer retries from the window; peers keep a durable index instead.
+    with_window: bool,
 }
 
 impl BlockStore {
+    /// A store that remembers recent transaction ids (see [`BlockStore::block_of_tx`]).
     pub fn open(db: Arc<Database>) -> anyhow::Result<Self> {
+        Self::open_with(db, true)
+    }
+
+    /// A store without the window of recent transaction ids.
+    pub fn open_without_tx_window(db: Arc<Database>) -> anyhow::Result<Self> {
+        Self::open_with(db, false)
+    }
+
+    fn open_with(db: Arc<Database>, with_window: bool) -> anyhow::Result<Self> {
         let txn = db.begin_write()?;
         txn.open_table(BLOCKS)?;
         txn.commit()?;
@@ -52,7 +64,7 @@ impl BlockStore {
             }
         };
         let mut recent = TxWindow::new(WINDOW_BLOCKS, WINDOW_AGE);
-        {
+        if with_window {
             let r = db.begin_read()?;
             let t = r.open_table(BLOCKS)?;
             let from = tip.height.saturating_sub(WINDOW_BLOCKS as u64);
@@ -69,6 +81,7 @@ impl BlockStore {
             height_tx,
             recent: Mutex::new(recent),
             pending: Mutex::new(Vec::new()),
+            with_window,
         })
     }
 
@@ -135,6 +148,12 @@ impl BlockStore {
             );
         }
         txn.open_table(BLOCKS)?.insert(header.number, encoded)?;
+        if !self.with_window {
+            return Ok(Tip {
+                height: header.number + 1,
+                last_hash: header_hash(header),
+            });
+        }
         let mut pending = self.pending.lock().expect("pending");
         // Anything at or past this number is from a transaction that never committed.
         pending.retain(|(n, _)| *n < header.number);

@@ -10,8 +10,9 @@ use anyhow::Context;
 use redb::{Database, Durability};
 use tokio::sync::{mpsc, watch};
 
-use super::committer::{commit_block, filtered};
+use super::committer::commit_block;
 use super::deliverclient;
+use super::events::filtered;
 use super::statedb::{create_tables, StateReader};
 use super::validator::ChannelRules;
 use crate::identity::{MspSet, Policy};
@@ -25,7 +26,8 @@ const RECENT_EVENTS: usize = 256;
 /// Blocks received but not yet committed.
 const COMMIT_QUEUE: usize = 32;
 const LEDGER_CACHE: usize = 64 << 20;
-/// The longest a committed block may stay in the page cache only (see `committer`).
+/// While blocks arrive, the longest a committed block stays in the page cache only (see
+/// `committer`); the last blocks before a pause are left to the kernel's writeback.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What the admin API reports about a channel on a peer.
@@ -47,6 +49,7 @@ pub struct PeerChannel {
     recent: Mutex<VecDeque<Arc<FilteredBlock>>>,
     stop: watch::Sender<bool>,
     last_sync: Mutex<Option<Instant>>,
+    commit_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl PeerChannel {
@@ -63,7 +66,7 @@ impl PeerChannel {
         let txn = db.begin_write()?;
         create_tables(&txn)?;
         txn.commit()?;
-        let store = BlockStore::open(db.clone())?;
+        let store = BlockStore::open_without_tx_window(db.clone())?;
         let policies = config.policies.clone().unwrap_or_default();
         let parse = |name: &str, text: &str| -> anyhow::Result<Policy> {
             text.parse()
@@ -85,10 +88,10 @@ impl PeerChannel {
             recent: Mutex::new(VecDeque::new()),
             stop: watch::channel(false).0,
             last_sync: Mutex::new(None),
+            commit_thread: Mutex::new(None),
         });
         if ch.store.height() == 0 {
-            let fb = commit_block(&ch, genesis.clone()).context("committing the genesis block")?;
-            ch.remember(fb);
+            commit_block(&ch, genesis.clone()).context("committing the genesis block")?;
         }
         ch.publish(|_| {})?;
         Ok(ch)
@@ -140,7 +143,7 @@ impl PeerChannel {
             .map(|b| Arc::new(filtered(self.channel_id(), &b))))
     }
 
-    fn remember(&self, fb: FilteredBlock) {
+    pub(super) fn remember(&self, fb: FilteredBlock) {
         let mut recent = self.recent.lock().expect("recent");
         if recent.len() == RECENT_EVENTS {
             recent.pop_front();
@@ -172,38 +175,14 @@ impl PeerChannel {
 
     /// Starts pulling and committing blocks until [`PeerChannel::stop`].
     pub fn start(self: &Arc<Self>, tls: TlsMaterial, runtime: &tokio::runtime::Handle) {
-        let (tx, mut rx) = mpsc::channel::<Block>(COMMIT_QUEUE);
+        let (tx, rx) = mpsc::channel::<Block>(COMMIT_QUEUE);
         let ch = self.clone();
         // Validation and redb writes block: they get a thread of their own.
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("commit-{}", self.channel_id()))
-            .spawn(move || {
-                while let Some(block) = rx.blocking_recv() {
-                    let number = block.header.as_ref().map(|h| h.number).unwrap_or(0);
-                    let started = Instant::now();
-                    match commit_block(&ch, block) {
-                        Ok(fb) => {
-                            let valid = fb.transactions.iter().filter(|t| t.code == 0).count();
-                            tracing::debug!(channel = %ch.channel_id(), block = number,
-                                txs = fb.transactions.len(), valid, queued = rx.len(),
-                                ms = started.elapsed().as_millis() as u64, "committed block");
-                            ch.remember(fb);
-                            if let Err(e) = ch.publish(|_| {}) {
-                                tracing::error!(channel = %ch.channel_id(), "status: {e:#}");
-                            }
-                        }
-                        Err(e) => {
-                            // The ledger cannot move past this block: stop pulling rather than
-                            // skip it; a restart retries from the committed height.
-                            tracing::error!(channel = %ch.channel_id(), block = number,
-                                "cannot commit block: {e:#}; the channel stops");
-                            ch.stop();
-                            return;
-                        }
-                    }
-                }
-            })
+            .spawn(move || commit_loop(&ch, rx))
             .expect("spawn commit thread");
+        *self.commit_thread.lock().expect("commit_thread") = Some(thread);
         let ch = self.clone();
         let stop = self.stop.subscribe();
         runtime.spawn(async move { deliverclient::run(ch, tls, tx, stop).await });
@@ -211,5 +190,66 @@ impl PeerChannel {
 
     pub fn stop(&self) {
         self.stop.send_replace(true);
+    }
+
+    /// Resolves when the channel stops (the peer shuts down).
+    pub fn stopped(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Stops, and waits up to `timeout` for the block being committed, so that the database
+    /// closes cleanly.
+    pub fn stop_and_wait(&self, timeout: Duration) {
+        self.stop();
+        let Some(thread) = self.commit_thread.lock().expect("commit_thread").take() else {
+            return;
+        };
+        let started = Instant::now();
+        while !thread.is_finished() && started.elapsed() < timeout {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Commits queued blocks in order. A block that fails (a storage error, or a bug caught as a
+/// panic) is retried with backoff, never skipped: the next block cannot be judged without it.
+fn commit_loop(ch: &Arc<PeerChannel>, mut rx: mpsc::Receiver<Block>) {
+    while let Some(block) = rx.blocking_recv() {
+        let number = block.header.as_ref().map(|h| h.number).unwrap_or(0);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if *ch.stop.borrow() {
+                return;
+            }
+            let started = Instant::now();
+            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                commit_block(ch, block.clone())
+            }));
+            let error = match attempt {
+                Ok(Ok(fb)) => {
+                    let valid = fb.transactions.iter().filter(|t| t.code == 0).count();
+                    tracing::debug!(channel = %ch.channel_id(), block = number,
+                        txs = fb.transactions.len(), valid, queued = rx.len(),
+                        ms = started.elapsed().as_millis() as u64, "committed block");
+                    if let Err(e) = ch.publish(|_| {}) {
+                        tracing::error!(channel = %ch.channel_id(), "status: {e:#}");
+                    }
+                    break;
+                }
+                Ok(Err(e)) => format!("{e:#}"),
+                Err(panic) => panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panic".into()),
+            };
+            tracing::error!(channel = %ch.channel_id(), block = number,
+                "cannot commit block: {error}; retrying in {backoff:?}");
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
     }
 }

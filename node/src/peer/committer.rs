@@ -41,6 +41,7 @@ pub fn commit_block(ch: &PeerChannel, mut block: Block) -> anyhow::Result<Filter
         .into_iter()
         .map(|id| Verdict {
             tx_id: Some(id),
+            spends_tx_id: true,
             code: Code::Valid,
             reason: String::new(),
             rwset: None,
@@ -91,8 +92,8 @@ pub fn commit_block(ch: &PeerChannel, mut block: Block) -> anyhow::Result<Filter
             if let Some(rwset) = &v.rwset {
                 apply(&w, rwset, &version)?;
             }
-            // A duplicate keeps the first occurrence's record.
-            if let (Some(id), true) = (&v.tx_id, v.code != Code::DuplicateTxid) {
+            // Ids are indexed once their creator is proven; a duplicate keeps the first record.
+            if let (Some(id), true) = (&v.tx_id, v.spends_tx_id) {
                 w.index_tx(
                     id,
                     TxRecord {
@@ -106,9 +107,7 @@ pub fn commit_block(ch: &PeerChannel, mut block: Block) -> anyhow::Result<Filter
         w.set_commit_hash(&commit_hash)?;
     }
     txn.commit()?;
-    ch.store.committed(tip);
-
-    Ok(FilteredBlock {
+    let fb = FilteredBlock {
         channel_id: ch.rules.channel_id.clone(),
         number,
         transactions: verdicts
@@ -118,7 +117,11 @@ pub fn commit_block(ch: &PeerChannel, mut block: Block) -> anyhow::Result<Filter
                 code: v.code as i32,
             })
             .collect(),
-    })
+    };
+    // Event streams wake on the new height and find the outcome in memory.
+    ch.remember(fb.clone());
+    ch.store.committed(tip);
+    Ok(fb)
 }
 
 /// Fewer transactions than this are checked on the commit thread alone.
@@ -186,39 +189,4 @@ fn commit_hash(prev: &[u8], number: u64, verdicts: &[Verdict]) -> Vec<u8> {
         }
     }
     ctx.finish().as_ref().to_vec()
-}
-
-/// The filtered form of a stored block (for events about past blocks).
-pub fn filtered(channel_id: &str, block: &Block) -> FilteredBlock {
-    let filter = block
-        .metadata
-        .as_ref()
-        .map(|m| m.transactions_filter.clone())
-        .unwrap_or_default();
-    let txs = block
-        .data
-        .as_ref()
-        .map(|d| &d.transactions[..])
-        .unwrap_or(&[]);
-    FilteredBlock {
-        channel_id: channel_id.to_string(),
-        number: block.header.as_ref().map(|h| h.number).unwrap_or(0),
-        transactions: txs
-            .iter()
-            .enumerate()
-            .map(|(i, raw)| FilteredTransaction {
-                tx_id: tx_id_of(raw).unwrap_or_default(),
-                code: filter
-                    .get(i)
-                    .map(|&c| i32::from(c))
-                    .unwrap_or(Code::InvalidOtherReason as i32),
-            })
-            .collect(),
-    }
-}
-
-fn tx_id_of(raw: &[u8]) -> Option<String> {
-    use crate::proto::common::{Envelope, Payload};
-    let env = Envelope::decode(raw).ok()?;
-    Some(Payload::decode(&env.payload[..]).ok()?.header?.tx_id)
 }

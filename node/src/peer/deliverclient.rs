@@ -19,6 +19,9 @@ const MAX_MESSAGE: usize = 256 << 20;
 /// Pause after every orderer failed in turn, so that a peer cut off from all of them does
 /// not spin.
 const ROUND_PAUSE: Duration = Duration::from_millis(500);
+/// A stream quiet for this long is checked against the other orderers: an orderer cut off
+/// from the Raft majority keeps its stream open but sends nothing (Fabric's censorship check).
+const QUIET: Duration = Duration::from_secs(10);
 
 /// Where the next block must attach.
 struct Cursor {
@@ -51,7 +54,7 @@ pub async fn run(
             let endpoint = &endpoints[turn % endpoints.len()];
             turn += 1;
             let result = tokio::select! {
-                r = pull(&ch, &tls, endpoint, &mut cursor, &commit) => r,
+                r = pull(&ch, &tls, endpoint, &endpoints, &mut cursor, &commit) => r,
                 _ = stop.wait_for(|s| *s) => return,
             };
             match result {
@@ -75,6 +78,7 @@ async fn pull(
     ch: &PeerChannel,
     tls: &TlsMaterial,
     endpoint: &str,
+    all: &[String],
     cursor: &mut Cursor,
     commit: &mpsc::Sender<Block>,
 ) -> anyhow::Result<()> {
@@ -92,7 +96,22 @@ async fn pull(
     ch.set_orderer(endpoint);
     tracing::info!(channel = %ch.channel_id(), orderer = %endpoint, from = cursor.next, "pulling blocks");
     loop {
-        let Some(msg) = stream.message().await? else {
+        let msg = match tokio::time::timeout(QUIET, stream.message()).await {
+            Ok(m) => m?,
+            Err(_) => {
+                let others = all.iter().filter(|e| *e != endpoint);
+                for other in others {
+                    if has_block(ch, tls, other, cursor.next).await {
+                        anyhow::bail!(
+                            "sent nothing for {QUIET:?} while {other} has block {}",
+                            cursor.next
+                        );
+                    }
+                }
+                continue;
+            }
+        };
+        let Some(msg) = msg else {
             anyhow::bail!("stream closed");
         };
         match msg.r#type {
@@ -109,6 +128,32 @@ async fn pull(
             None => anyhow::bail!("empty deliver response"),
         }
     }
+}
+
+/// Whether orderer `endpoint` has block `number` already.
+async fn has_block(ch: &PeerChannel, tls: &TlsMaterial, endpoint: &str, number: u64) -> bool {
+    let probe = async {
+        let mut client = AtomicBroadcastClient::new(tls.channel(endpoint)?)
+            .max_decoding_message_size(MAX_MESSAGE);
+        let mut stream = client
+            .deliver(DeliverRequest {
+                channel_id: ch.channel_id().to_string(),
+                start: number,
+                stop: Some(number),
+                behavior: SeekBehavior::FailIfNotReady as i32,
+            })
+            .await?
+            .into_inner();
+        let first = stream.message().await?;
+        anyhow::Ok(matches!(
+            first.and_then(|m| m.r#type),
+            Some(deliver_response::Type::Block(_))
+        ))
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), probe).await,
+        Ok(Ok(true))
+    )
 }
 
 /// The block is the next one and chains to the last one; advances the cursor.

@@ -23,7 +23,20 @@ use crate::proto::peer::{
 };
 
 pub struct EndorserService {
-    pub reg: Arc<PeerRegistrar>,
+    reg: Arc<PeerRegistrar>,
+    /// Simulations running at once: each holds a blocking thread and a database snapshot,
+    /// and a burst of proposals must not starve the commit thread.
+    running: Arc<tokio::sync::Semaphore>,
+}
+
+impl EndorserService {
+    pub fn new(reg: Arc<PeerRegistrar>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            reg,
+            running: Arc::new(tokio::sync::Semaphore::new(2 * cores)),
+        }
+    }
 }
 
 /// A contract's failure: answered with status 500 and no endorsement, as Fabric does.
@@ -45,20 +58,29 @@ impl endorser_server::Endorser for EndorserService {
         req: Request<SignedProposal>,
     ) -> Result<Response<ProposalResponse>, Status> {
         let reg = self.reg.clone();
-        // Signature checks and contract runs are CPU work.
-        tokio::task::spawn_blocking(move || endorse(&reg, req.into_inner()))
+        let permit = self
+            .running
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map(Response::new)
+            .map_err(|_| Status::unavailable("the peer is shutting down"))?;
+        // Signature checks and contract runs are CPU work.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            endorse(&reg, req.into_inner())
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map(Response::new)
     }
 }
 
 fn endorse(reg: &PeerRegistrar, sp: SignedProposal) -> Result<ProposalResponse, Status> {
     let channel = Proposal::decode(&sp.proposal_bytes[..])
-        .ok()
-        .and_then(|p| p.header)
+        .map_err(|e| Status::invalid_argument(format!("proposal does not decode: {e}")))?
+        .header
         .map(|h| h.channel_id)
-        .unwrap_or_default();
+        .ok_or_else(|| Status::invalid_argument("proposal has no header"))?;
     let ch = reg.get(&channel).ok_or_else(|| {
         Status::not_found(format!("channel {channel:?} is not joined on {}", reg.name))
     })?;

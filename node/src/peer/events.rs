@@ -9,7 +9,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::registrar::PeerRegistrar;
-use crate::proto::peer::{events_server, CommitEventsRequest, FilteredBlock};
+use prost::Message;
+
+use crate::proto::common::Block;
+use crate::proto::peer::{
+    events_server, CommitEventsRequest, FilteredBlock, FilteredTransaction,
+    TxValidationCode as Code,
+};
 use crate::tls::peer_cert;
 
 pub struct EventsService {
@@ -44,13 +50,21 @@ impl events_server::Events for EventsService {
         }
         let mut next = req.start.unwrap_or_else(|| ch.store.height());
         let mut height = ch.store.watch_height();
+        let mut stopped = ch.stopped();
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             loop {
                 let ready = tokio::select! {
                     r = height.wait_for(|h| *h > next) => r.is_ok(),
+                    _ = stopped.wait_for(|s| *s) => false,
                     _ = tx.closed() => return,
                 };
+                if *stopped.borrow() {
+                    let _ = tx
+                        .send(Err(Status::unavailable("the peer is shutting down")))
+                        .await;
+                    return;
+                }
                 if !ready {
                     return;
                 }
@@ -68,4 +82,39 @@ impl events_server::Events for EventsService {
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+}
+
+/// The filtered form of a stored block (for events about past blocks).
+pub fn filtered(channel_id: &str, block: &Block) -> FilteredBlock {
+    let filter = block
+        .metadata
+        .as_ref()
+        .map(|m| m.transactions_filter.clone())
+        .unwrap_or_default();
+    let txs = block
+        .data
+        .as_ref()
+        .map(|d| &d.transactions[..])
+        .unwrap_or(&[]);
+    FilteredBlock {
+        channel_id: channel_id.to_string(),
+        number: block.header.as_ref().map(|h| h.number).unwrap_or(0),
+        transactions: txs
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| FilteredTransaction {
+                tx_id: tx_id_of(raw).unwrap_or_default(),
+                code: filter
+                    .get(i)
+                    .map(|&c| i32::from(c))
+                    .unwrap_or(Code::InvalidOtherReason as i32),
+            })
+            .collect(),
+    }
+}
+
+fn tx_id_of(raw: &[u8]) -> Option<String> {
+    use crate::proto::common::{Envelope, Payload};
+    let env = Envelope::decode(raw).ok()?;
+    Some(Payload::decode(&env.payload[..]).ok()?.header?.tx_id)
 }

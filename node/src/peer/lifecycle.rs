@@ -13,7 +13,7 @@ use prost::Message;
 use super::statedb::StateReader;
 use crate::chaincode::{builtin, BUILTIN};
 use crate::identity::{MspSet, Policy};
-use crate::proto::peer::ChaincodeDefinition;
+use crate::proto::peer::{ChaincodeDefinition, TxReadWriteSet};
 
 pub const LIFECYCLE: &str = "_lifecycle";
 pub const DEPLOY: &str = "deploy";
@@ -110,5 +110,35 @@ pub fn definition(state: &StateReader, name: &str) -> anyhow::Result<Option<Chai
         Some(v) => Ok(Some(ChaincodeDefinition::decode(&v.value[..]).map_err(
             |e| anyhow::anyhow!("stored definition of contract {name} is corrupt: {e}"),
         )?)),
+    }
+}
+
+/// A deploy writes exactly one lifecycle key, the contract's name, holding its definition:
+/// it must not touch any other contract's definition.
+pub fn check_deploy_writes(
+    rwset: &TxReadWriteSet,
+    def: &ChaincodeDefinition,
+) -> Result<(), String> {
+    let writes: Vec<_> = rwset
+        .ns_rwset
+        .iter()
+        .filter(|ns| ns.namespace == LIFECYCLE)
+        .flat_map(|ns| &ns.writes)
+        .collect();
+    let [w] = writes[..] else {
+        return Err(format!(
+            "a deploy must write one {LIFECYCLE} key, not {}",
+            writes.len()
+        ));
+    };
+    if w.key != def.name || w.is_delete {
+        return Err(format!(
+            "a deploy of {} may write only {LIFECYCLE}/{}",
+            def.name, def.name
+        ));
+    }
+    match ChaincodeDefinition::decode(&w.value[..]) {
+        Ok(written) if written == *def => Ok(()),
+        _ => Err("the deploy does not write the proposed definition".into()),
     }
 }

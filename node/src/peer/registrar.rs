@@ -27,6 +27,7 @@ pub struct PeerRegistrar {
     tls: TlsMaterial,
     runtime: tokio::runtime::Handle,
     channels: RwLock<HashMap<String, Arc<PeerChannel>>>,
+    joining: std::sync::Mutex<()>,
 }
 
 impl PeerRegistrar {
@@ -54,6 +55,7 @@ impl PeerRegistrar {
             tls,
             runtime,
             channels: RwLock::new(HashMap::new()),
+            joining: std::sync::Mutex::new(()),
         });
         let dir = reg.data_dir.join("channels");
         if dir.is_dir() {
@@ -62,10 +64,17 @@ impl PeerRegistrar {
                 if !genesis.is_file() {
                     continue;
                 }
-                let bytes = std::fs::read(&genesis)?;
-                let block = Block::decode(&bytes[..])
-                    .with_context(|| format!("{} is corrupt", genesis.display()))?;
-                reg.start(block)?;
+                // One broken channel must not keep the peer (and its other channels) down.
+                let opened = std::fs::read(&genesis)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|bytes| {
+                        Block::decode(&bytes[..])
+                            .with_context(|| format!("{} is corrupt", genesis.display()))
+                    })
+                    .and_then(|block| reg.start(block));
+                if let Err(e) = opened {
+                    tracing::error!("cannot open the channel of {}: {e:#}", genesis.display());
+                }
             }
         }
         Ok(reg)
@@ -107,6 +116,8 @@ impl PeerRegistrar {
 
     /// Joins the channel whose genesis block this is.
     pub fn join(&self, genesis: Block) -> Result<Arc<PeerChannel>, JoinError> {
+        // Two joins of one channel at once must not both open its ledger.
+        let _one_at_a_time = self.joining.lock().expect("joining");
         let cfg = channel_config(&genesis).map_err(JoinError::Invalid)?;
         check_config(&cfg).map_err(|e| JoinError::Invalid(format!("{e:#}")))?;
         if self.get(&cfg.channel_id).is_some() {
@@ -119,15 +130,22 @@ impl PeerRegistrar {
             )));
         }
         let dir = self.data_dir.join("channels").join(&cfg.channel_id);
-        std::fs::create_dir_all(&dir)
-            .and_then(|_| std::fs::write(dir.join(GENESIS_FILE), genesis.encode_to_vec()))
+        let encoded = genesis.encode_to_vec();
+        let ch = self.start(genesis).map_err(JoinError::Internal)?;
+        // Written last, and by rename, so that a failed join leaves nothing to reopen.
+        let tmp = dir.join(format!("{GENESIS_FILE}.tmp"));
+        std::fs::write(&tmp, encoded)
+            .and_then(|_| std::fs::rename(&tmp, dir.join(GENESIS_FILE)))
             .map_err(|e| JoinError::Internal(e.into()))?;
-        self.start(genesis).map_err(JoinError::Internal)
+        Ok(ch)
     }
 
     pub fn shutdown(&self) {
         for ch in self.list() {
             ch.stop();
+        }
+        for ch in self.list() {
+            ch.stop_and_wait(std::time::Duration::from_secs(5));
         }
     }
 }

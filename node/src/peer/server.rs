@@ -58,7 +58,7 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
         .tls_config(server_tls)?
         .tcp_nodelay(true)
         .add_service(
-            EndorserServer::new(EndorserService { reg: reg.clone() })
+            EndorserServer::new(EndorserService::new(reg.clone()))
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
@@ -85,7 +85,8 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
             }
         }
     };
-    reg.shutdown();
+    let r = reg.clone();
+    tokio::task::spawn_blocking(move || r.shutdown()).await?;
     tracing::info!(node = %cfg.name, "peer stopped");
     result.context("server failed")
 }

@@ -207,3 +207,87 @@ fn endorsements_from_one_organisation_do_not_satisfy_and() {
     assert!(err.message().contains("Admins policy"), "{}", err.message());
     assert_eq!(f.value(LIFECYCLE, "x"), None);
 }
+
+#[test]
+fn a_forged_envelope_does_not_use_up_a_transaction_id() {
+    let f = fixture();
+    f.deploy("mycc", "example02", &["a", "100", "b", "200"]);
+    let (_, env) = f.tx(&f.client, "mycc", &["invoke", "a", "b", "10"]);
+    let mut forged = env.clone();
+    forged.signature = f.admin.signer.sign(&env.payload).unwrap();
+    assert_eq!(
+        codes(&f.commit(&[&forged, &env])),
+        [Code::BadCreatorSignature, Code::Valid]
+    );
+    assert_eq!(f.value("mycc", "a").as_deref(), Some("90"));
+}
+
+#[test]
+fn a_deploy_cannot_rewrite_another_contracts_definition() {
+    use crate::proto::peer::{
+        ChaincodeId, KvWrite, NsReadWriteSet, ProposalResponsePayload, Response, Transaction,
+        TxReadWriteSet,
+    };
+    let f = fixture();
+    f.deploy("mycc", "example02", &["a", "100", "b", "200"]);
+    // An Org1 admin deploys `evil`, endorsable by Org1 alone, and slips in a weaker policy
+    // for mycc.
+    let evil = ChaincodeDefinition {
+        name: "evil".into(),
+        version: "1".into(),
+        contract: "asset".into(),
+        endorsement_policy: "OR('Org1MSP.peer')".into(),
+    };
+    let weak = ChaincodeDefinition {
+        name: "mycc".into(),
+        endorsement_policy: "OR('Org1MSP.peer')".into(),
+        ..evil.clone()
+    };
+    let call = f
+        .admin
+        .proposal(f.ch.channel_id(), LIFECYCLE, &deploy_args(&evil, &[]))
+        .unwrap();
+    let write = |d: &ChaincodeDefinition| KvWrite {
+        key: d.name.clone(),
+        is_delete: false,
+        value: d.encode_to_vec(),
+    };
+    let payload = ProposalResponsePayload {
+        proposal_hash: ring::digest::digest(&ring::digest::SHA256, &call.signed.proposal_bytes)
+            .as_ref()
+            .to_vec(),
+        chaincode_id: Some(ChaincodeId {
+            name: LIFECYCLE.into(),
+            version: String::new(),
+        }),
+        results: Some(TxReadWriteSet {
+            ns_rwset: vec![NsReadWriteSet {
+                namespace: LIFECYCLE.into(),
+                writes: vec![write(&evil), write(&weak)],
+                ..Default::default()
+            }],
+        }),
+        response: Some(Response {
+            status: 200,
+            ..Default::default()
+        }),
+    }
+    .encode_to_vec();
+    let tx = Transaction {
+        proposal_bytes: call.signed.proposal_bytes.clone(),
+        endorsements: vec![crate::proto::peer::Endorsement {
+            endorser: Some(f.peers[0].serialize()),
+            signature: f.peers[0].sign(&payload).unwrap(),
+        }],
+        response_payload: payload,
+    };
+    let env = f
+        .admin
+        .sign_envelope(call.header.clone(), tx.encode_to_vec())
+        .unwrap();
+    assert_eq!(codes(&f.commit(&[&env])), [Code::IllegalWriteset]);
+    let def = super::lifecycle::definition(&f.ch.state().unwrap(), "mycc")
+        .unwrap()
+        .unwrap();
+    assert_eq!(def.endorsement_policy, "AND('Org1MSP.peer','Org2MSP.peer')");
+}

@@ -2,7 +2,11 @@
 //! the creator's signature and the channel's Writers policy, the transaction id, the binding
 //! of endorsements to the proposal, the endorsement policy, the namespaces written, MVCC read
 //! versions (counting earlier transactions of the same block) and duplicate transaction ids.
-//! The result is deterministic: peers with the same state reach the same verdicts.
+//!
+//! Verdicts depend only on the block and the state before it: certificates are checked
+//! without their validity period (as Fabric's validators do), so a peer judges history the
+//! same whatever its clock and however late it catches up; a storage error aborts the block
+//! rather than becoming a verdict.
 //!
 //! Two phases, as in Fabric: [`precheck`] (decoding and signatures, the costly part, needing
 //! no state) runs on the block's transactions in parallel; [`BlockValidator::validate`] then
@@ -20,9 +24,13 @@ use crate::identity::{MspSet, Policy, VerifiedIdentity};
 use crate::orderer::msgprocessor::compute_tx_id;
 use crate::proto::common::{ChannelHeader, Envelope, HeaderType, Payload};
 use crate::proto::peer::{
-    ChaincodeDefinition, ChaincodeInput, NsReadWriteSet, Proposal, ProposalResponsePayload,
-    Transaction, TxReadWriteSet, TxValidationCode as Code,
+    ChaincodeDefinition, ChaincodeInput, Proposal, ProposalResponsePayload, Transaction,
+    TxReadWriteSet, TxValidationCode as Code,
 };
+
+/// Endorsements checked per organisation of the channel; more are refused unread, so that a
+/// writer cannot make every peer verify thousands of signatures.
+const ENDORSEMENTS_PER_ORG: usize = 4;
 
 /// What validation needs to know about a channel.
 pub struct ChannelRules {
@@ -52,8 +60,10 @@ impl ChannelRules {
 /// The verdict on one transaction.
 #[derive(Debug)]
 pub struct Verdict {
-    /// None when the envelope is too broken to carry one.
+    /// The id in the envelope's header; None when the envelope does not decode.
     pub tx_id: Option<String>,
+    /// The id is now used: the creator was proven, so no later transaction may reuse it.
+    pub spends_tx_id: bool,
     pub code: Code,
     /// Why it is invalid, for the log.
     pub reason: String,
@@ -70,8 +80,9 @@ fn invalid(code: Code, reason: impl Into<String>) -> Invalid {
 /// What the stateless checks of one transaction established: they need no ledger state, so
 /// the transactions of a block go through them in parallel.
 pub struct Prechecked {
-    /// None when the envelope is too broken to carry one.
     tx_id: Option<String>,
+    /// The tx id is the creator's and the creator signed the envelope.
+    creator_proven: bool,
     checked: Result<Signed, Invalid>,
 }
 
@@ -89,25 +100,55 @@ struct Signed {
 pub fn precheck(rules: &ChannelRules, raw: &[u8]) -> Prechecked {
     let (env, payload, header) = match open(raw) {
         Ok(x) => x,
-        Err(e) => {
+        Err((tx_id, e)) => {
             return Prechecked {
-                tx_id: None,
+                tx_id,
+                creator_proven: false,
                 checked: Err(e),
             }
         }
     };
-    Prechecked {
-        tx_id: Some(header.tx_id.clone()),
-        checked: check_signed(rules, &env, &payload, &header),
+    let tx_id = Some(header.tx_id.clone());
+    match check_creator(rules, &env, &header) {
+        Err(e) => Prechecked {
+            tx_id,
+            creator_proven: false,
+            checked: Err(e),
+        },
+        Ok(creator) => Prechecked {
+            tx_id,
+            creator_proven: true,
+            checked: check_endorsed(rules, creator, &payload, &header),
+        },
     }
 }
 
-fn check_signed(
+/// The envelope, its payload and header; on failure the header's tx id if it decoded.
+fn open(raw: &[u8]) -> Result<(Envelope, Payload, ChannelHeader), (Option<String>, Invalid)> {
+    let env = Envelope::decode(raw)
+        .map_err(|e| (None, invalid(Code::BadPayload, format!("envelope: {e}"))))?;
+    let payload = Payload::decode(&env.payload[..])
+        .map_err(|e| (None, invalid(Code::BadPayload, format!("payload: {e}"))))?;
+    let header = payload
+        .header
+        .clone()
+        .ok_or_else(|| (None, invalid(Code::BadPayload, "no header")))?;
+    if header.r#type != HeaderType::Transaction as i32 {
+        return Err((
+            Some(header.tx_id),
+            invalid(Code::BadPayload, "not a TRANSACTION"),
+        ));
+    }
+    Ok((env, payload, header))
+}
+
+/// The creator chains to a channel organisation, owns the tx id, signed the envelope and
+/// may write.
+fn check_creator(
     rules: &ChannelRules,
     env: &Envelope,
-    payload: &Payload,
     header: &ChannelHeader,
-) -> Result<Signed, Invalid> {
+) -> Result<Arc<VerifiedIdentity>, Invalid> {
     if header.channel_id != rules.channel_id {
         return Err(invalid(
             Code::BadPayload,
@@ -118,15 +159,15 @@ fn check_signed(
         .creator
         .as_ref()
         .ok_or_else(|| invalid(Code::BadPayload, "no creator"))?;
-    if header.tx_id != compute_tx_id(&header.nonce, &creator.cert_pem) {
+    if header.nonce.is_empty() || header.tx_id != compute_tx_id(&header.nonce, &creator.cert_pem) {
         return Err(invalid(
             Code::BadProposalTxid,
-            "tx_id is not the hash of nonce and creator",
+            "tx_id is not the hash of a nonce and the creator's certificate",
         ));
     }
     let creator_id = rules
         .msps
-        .verify(creator, &env.payload, &env.signature)
+        .verify_ignoring_time(creator, &env.payload, &env.signature)
         .map_err(|e| invalid(Code::BadCreatorSignature, e.to_string()))?;
     if !rules.writers.evaluate(&[&creator_id]) {
         return Err(invalid(
@@ -137,6 +178,17 @@ fn check_signed(
             ),
         ));
     }
+    Ok(creator_id)
+}
+
+/// The proposal is this transaction's, the endorsed response is for that proposal, and
+/// which endorsements verify.
+fn check_endorsed(
+    rules: &ChannelRules,
+    creator: Arc<VerifiedIdentity>,
+    payload: &Payload,
+    header: &ChannelHeader,
+) -> Result<Signed, Invalid> {
     let tx = Transaction::decode(&payload.data[..]).map_err(|e| {
         invalid(
             Code::BadPayload,
@@ -178,23 +230,43 @@ fn check_signed(
         ));
     }
     let rwset = resp.results.unwrap_or_default();
-    if has_duplicate_namespaces(&rwset) {
+    let mut namespaces = HashSet::new();
+    if !rwset
+        .ns_rwset
+        .iter()
+        .all(|n| namespaces.insert(&n.namespace))
+    {
         return Err(invalid(Code::BadRwset, "a namespace appears twice"));
     }
-    // Only endorsements that verify against the signed payload count.
+    let max = ENDORSEMENTS_PER_ORG * rules.msps.msp_ids().count();
+    if tx.endorsements.len() > max {
+        return Err(invalid(
+            Code::EndorsementPolicyFailure,
+            format!(
+                "{} endorsements; at most {max} are accepted",
+                tx.endorsements.len()
+            ),
+        ));
+    }
+    // Only endorsements that verify against the signed payload count; a certificate given
+    // twice is checked once.
+    let mut seen = HashSet::new();
     let endorsers = tx
         .endorsements
         .iter()
         .filter_map(|e| {
             let id = e.endorser.as_ref()?;
+            if !seen.insert((&id.msp_id, &id.cert_pem)) {
+                return None;
+            }
             rules
                 .msps
-                .verify(id, &tx.response_payload, &e.signature)
+                .verify_ignoring_time(id, &tx.response_payload, &e.signature)
                 .ok()
         })
         .collect();
     Ok(Signed {
-        creator: creator_id,
+        creator,
         input,
         chaincode_version: cc.version,
         rwset,
@@ -214,6 +286,9 @@ pub struct BlockValidator<'a> {
     deployed: HashMap<String, ChaincodeDefinition>,
 }
 
+/// Outer Err: the state database failed and the block cannot be judged. Inner: the verdict.
+type Judged<T> = anyhow::Result<Result<T, Invalid>>;
+
 impl<'a> BlockValidator<'a> {
     pub fn new(rules: &'a ChannelRules, state: &'a StateReader) -> Self {
         Self {
@@ -225,16 +300,17 @@ impl<'a> BlockValidator<'a> {
         }
     }
 
-    /// The verdict on the next transaction of the block. Err: the state database failed.
+    /// The verdict on the next transaction of the block.
     pub fn validate(&mut self, pre: Prechecked) -> anyhow::Result<Verdict> {
-        let tx_id = pre.tx_id;
-        let result = match &tx_id {
-            None => Err(pre
-                .checked
-                .err()
-                .unwrap_or_else(|| invalid(Code::BadPayload, "no transaction id"))),
-            Some(id) => {
-                // Duplicates first: a transaction id is spent even by an invalid transaction.
+        let Prechecked {
+            tx_id,
+            creator_proven,
+            checked,
+        } = pre;
+        // An id is judged a duplicate, or spent, only once the creator is proven to own it:
+        // a forged envelope must not use up a client's id.
+        let result = match (&tx_id, creator_proven) {
+            (Some(id), true) => {
                 if self.seen_tx_ids.contains(id) || self.state.tx(id)?.is_some() {
                     Err(invalid(
                         Code::DuplicateTxid,
@@ -242,15 +318,24 @@ impl<'a> BlockValidator<'a> {
                     ))
                 } else {
                     self.seen_tx_ids.insert(id.clone());
-                    pre.checked.and_then(|signed| self.check_state(signed))
+                    match checked {
+                        Ok(signed) => self.check_state(signed)?,
+                        Err(e) => Err(e),
+                    }
                 }
             }
+            _ => Err(checked
+                .err()
+                .unwrap_or_else(|| invalid(Code::BadPayload, "creator not proven"))),
         };
+        let spends_tx_id =
+            creator_proven && !matches!(&result, Err(Invalid(Code::DuplicateTxid, _)));
         Ok(match result {
             Ok(rwset) => {
                 self.record(&rwset);
                 Verdict {
                     tx_id,
+                    spends_tx_id,
                     code: Code::Valid,
                     reason: String::new(),
                     rwset: Some(rwset),
@@ -258,6 +343,7 @@ impl<'a> BlockValidator<'a> {
             }
             Err(Invalid(code, reason)) => Verdict {
                 tx_id,
+                spends_tx_id,
                 code,
                 reason,
                 rwset: None,
@@ -266,7 +352,7 @@ impl<'a> BlockValidator<'a> {
     }
 
     /// The contract's definition and endorsement policy, the namespaces written, and MVCC.
-    fn check_state(&self, signed: Signed) -> Result<TxReadWriteSet, Invalid> {
+    fn check_state(&self, signed: Signed) -> Judged<TxReadWriteSet> {
         let rules = self.rules;
         let Signed {
             creator,
@@ -275,37 +361,30 @@ impl<'a> BlockValidator<'a> {
             rwset,
             endorsers,
         } = signed;
-        let db_err = |e: anyhow::Error| invalid(Code::InvalidOtherReason, format!("{e:#}"));
-        let (policy_text, writable): (String, Vec<String>) = if input.chaincode == LIFECYCLE {
+        let (policy_text, writable) = if input.chaincode == LIFECYCLE {
             if !rules.admins.evaluate(&[&creator]) {
-                return Err(invalid(
+                return Ok(Err(invalid(
                     Code::EndorsementPolicyFailure,
                     format!(
                         "deploying a contract needs a creator satisfying the channel's Admins policy; {} of {} does not",
                         creator.common_name, creator.msp_id
                     ),
-                ));
+                )));
             }
-            let (def, _) = lifecycle::parse_deploy(&input.args, &rules.msps)
-                .map_err(|e| invalid(Code::InvalidChaincode, e))?;
-            let exists = self.deployed.contains_key(&def.name)
-                || lifecycle::definition(self.state, &def.name)
-                    .map_err(db_err)?
-                    .is_some();
-            if exists {
-                return Err(invalid(
+            let def = match lifecycle::parse_deploy(&input.args, &rules.msps) {
+                Ok((def, _)) => def,
+                Err(e) => return Ok(Err(invalid(Code::InvalidChaincode, e))),
+            };
+            if self.deployed.contains_key(&def.name)
+                || lifecycle::definition(self.state, &def.name)?.is_some()
+            {
+                return Ok(Err(invalid(
                     Code::InvalidChaincode,
                     format!("contract {} is already deployed", def.name),
-                ));
+                )));
             }
-            let written = find_ns(&rwset, LIFECYCLE)
-                .and_then(|ns| ns.writes.iter().find(|w| w.key == def.name))
-                .and_then(|w| ChaincodeDefinition::decode(&w.value[..]).ok());
-            if written.as_ref() != Some(&def) {
-                return Err(invalid(
-                    Code::InvalidChaincode,
-                    "the deploy does not write the proposed definition",
-                ));
+            if let Err(e) = lifecycle::check_deploy_writes(&rwset, &def) {
+                return Ok(Err(invalid(Code::IllegalWriteset, e)));
             }
             (
                 def.endorsement_policy,
@@ -314,114 +393,109 @@ impl<'a> BlockValidator<'a> {
         } else {
             let def = match self.deployed.get(&input.chaincode) {
                 Some(d) => Some(d.clone()),
-                None => lifecycle::definition(self.state, &input.chaincode).map_err(db_err)?,
+                None => lifecycle::definition(self.state, &input.chaincode)?,
             };
-            let def = def.ok_or_else(|| {
-                invalid(
+            let Some(def) = def else {
+                return Ok(Err(invalid(
                     Code::InvalidChaincode,
                     format!("contract {} is not deployed", input.chaincode),
-                )
-            })?;
+                )));
+            };
             if chaincode_version != def.version {
-                return Err(invalid(
+                return Ok(Err(invalid(
                     Code::InvalidChaincode,
                     format!(
                         "endorsed with version {chaincode_version} of {}, deployed is {}",
                         def.name, def.version
                     ),
-                ));
+                )));
             }
             (def.endorsement_policy, vec![def.name])
         };
         for ns in &rwset.ns_rwset {
             if !ns.writes.is_empty() && !writable.contains(&ns.namespace) {
-                return Err(invalid(
+                return Ok(Err(invalid(
                     Code::IllegalWriteset,
                     format!(
                         "writes to namespace {} by contract {}",
                         ns.namespace, input.chaincode
                     ),
-                ));
+                )));
             }
         }
-        let policy = rules
-            .policy(&policy_text)
-            .map_err(|e| invalid(Code::EndorsementPolicyFailure, e))?;
+        let policy = match rules.policy(&policy_text) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(invalid(Code::EndorsementPolicyFailure, e))),
+        };
         let refs: Vec<&VerifiedIdentity> = endorsers.iter().map(|a| a.as_ref()).collect();
         if !policy.evaluate(&refs) {
             let who: Vec<String> = refs
                 .iter()
                 .map(|i| format!("{}.{}", i.msp_id, i.role.map(|r| r.as_str()).unwrap_or("?")))
                 .collect();
-            return Err(invalid(
+            return Ok(Err(invalid(
                 Code::EndorsementPolicyFailure,
                 format!(
                     "valid endorsements [{}] do not satisfy {policy}",
                     who.join(", ")
                 ),
-            ));
+            )));
         }
-        self.check_mvcc(&rwset)?;
-        Ok(rwset)
+        Ok(self.check_mvcc(&rwset)?.map(|()| rwset))
     }
 
     /// Every read version must still be current, and every range must return the same keys.
-    fn check_mvcc(&self, rwset: &TxReadWriteSet) -> Result<(), Invalid> {
-        let db_err = |e: anyhow::Error| invalid(Code::InvalidOtherReason, format!("{e:#}"));
+    fn check_mvcc(&self, rwset: &TxReadWriteSet) -> Judged<()> {
         for ns in &rwset.ns_rwset {
             let updated = self.updated.get(&ns.namespace);
             for r in &ns.reads {
                 if updated.is_some_and(|u| u.contains(&r.key)) {
-                    return Err(invalid(
+                    return Ok(Err(invalid(
                         Code::MvccReadConflict,
                         format!(
                             "{}/{} was written by an earlier transaction of this block",
                             ns.namespace, r.key
                         ),
-                    ));
+                    )));
                 }
-                let current = self.state.get(&ns.namespace, &r.key).map_err(db_err)?;
+                let current = self.state.get(&ns.namespace, &r.key)?;
                 if current.map(|v| v.version) != r.version {
-                    return Err(invalid(
+                    return Ok(Err(invalid(
                         Code::MvccReadConflict,
                         format!("{}/{} changed since it was read", ns.namespace, r.key),
-                    ));
+                    )));
                 }
             }
             for rr in &ns.range_reads {
                 let in_range = |k: &str| {
                     k >= rr.start_key.as_str() && (rr.end_key.is_empty() || k < rr.end_key.as_str())
                 };
-                if updated.is_some_and(|u| u.iter().any(|k| in_range(k))) {
-                    return Err(invalid(
+                let phantom = |why: &str| {
+                    Ok(Err(invalid(
                         Code::PhantomReadConflict,
                         format!(
-                            "range [{}, {}) of {} was written by an earlier transaction of this block",
+                            "range [{}, {}) of {} {why}",
                             rr.start_key, rr.end_key, ns.namespace
                         ),
-                    ));
+                    )))
+                };
+                if updated.is_some_and(|u| u.iter().any(|k| in_range(k))) {
+                    return phantom("was written by an earlier transaction of this block");
                 }
                 let now = self
                     .state
-                    .range(&ns.namespace, &rr.start_key, &rr.end_key)
-                    .map_err(db_err)?;
+                    .range(&ns.namespace, &rr.start_key, &rr.end_key)?;
                 let same = now.len() == rr.results.len()
                     && now
                         .iter()
                         .zip(&rr.results)
                         .all(|((k, v), r)| *k == r.key && Some(v.version) == r.version);
                 if !same {
-                    return Err(invalid(
-                        Code::PhantomReadConflict,
-                        format!(
-                            "range [{}, {}) of {} changed since it was read",
-                            rr.start_key, rr.end_key, ns.namespace
-                        ),
-                    ));
+                    return phantom("changed since it was read");
                 }
             }
         }
-        Ok(())
+        Ok(Ok(()))
     }
 
     fn record(&mut self, rwset: &TxReadWriteSet) {
@@ -429,36 +503,16 @@ impl<'a> BlockValidator<'a> {
             let set = self.updated.entry(ns.namespace.clone()).or_default();
             for w in &ns.writes {
                 set.insert(w.key.clone());
+                // check_deploy_writes made sure the only lifecycle write is the definition
+                // under its own name.
                 if ns.namespace == LIFECYCLE && !w.is_delete {
                     if let Ok(def) = ChaincodeDefinition::decode(&w.value[..]) {
-                        self.deployed.insert(def.name.clone(), def);
+                        if def.name == w.key {
+                            self.deployed.insert(def.name.clone(), def);
+                        }
                     }
                 }
             }
         }
     }
-}
-
-fn open(raw: &[u8]) -> Result<(Envelope, Payload, ChannelHeader), Invalid> {
-    let env =
-        Envelope::decode(raw).map_err(|e| invalid(Code::BadPayload, format!("envelope: {e}")))?;
-    let payload = Payload::decode(&env.payload[..])
-        .map_err(|e| invalid(Code::BadPayload, format!("payload: {e}")))?;
-    let header = payload
-        .header
-        .clone()
-        .ok_or_else(|| invalid(Code::BadPayload, "no header"))?;
-    if header.r#type != HeaderType::Transaction as i32 {
-        return Err(invalid(Code::BadPayload, "not a TRANSACTION"));
-    }
-    Ok((env, payload, header))
-}
-
-fn find_ns<'r>(rwset: &'r TxReadWriteSet, ns: &str) -> Option<&'r NsReadWriteSet> {
-    rwset.ns_rwset.iter().find(|n| n.namespace == ns)
-}
-
-fn has_duplicate_namespaces(rwset: &TxReadWriteSet) -> bool {
-    let mut seen = HashSet::new();
-    rwset.ns_rwset.iter().any(|n| !seen.insert(&n.namespace))
 }
