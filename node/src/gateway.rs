@@ -193,7 +193,7 @@ impl Client {
                     }
                     errors.push(format!("{o}: {} {}", s.as_str_name(), r[0].info));
                 }
-                Err(e) => errors.push(format!("{o}: {e:#}")),
+                Err(e) => errors.push(format!("{o}: {}", short_reason(&e))),
             }
         }
         bail!(
@@ -236,6 +236,16 @@ impl Client {
         let call = self.proposal(channel, chaincode, args)?;
         let resp = self.endorse_one(peer, &call).await?;
         Ok(resp.response.unwrap_or_default().payload)
+    }
+}
+
+/// A transport failure in a few words ("unreachable (tcp connect error)") instead of the
+/// whole chain of causes.
+fn short_reason(e: &anyhow::Error) -> String {
+    match e.chain().find_map(|c| c.downcast_ref::<tonic::Status>()) {
+        Some(s) if s.code() == tonic::Code::Unavailable => format!("unreachable ({})", s.message()),
+        Some(s) => s.message().to_string(),
+        None => format!("{e:#}"),
     }
 }
 

@@ -5,6 +5,9 @@
 pub mod bench;
 pub mod chaincode;
 pub mod commands;
+pub mod get;
+pub mod lab;
+pub mod local;
 pub mod output;
 
 use std::path::PathBuf;
@@ -168,6 +171,21 @@ pub enum Command {
     /// Benchmarks on local orderer processes.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run a network from manifests as local processes, and return when it is ready.
+    Up(local::UpArgs),
+    /// Stop the local network (SIGTERM); --purge also deletes its files.
+    Down(local::DownArgs),
+    /// Kill one node of the local network (SIGKILL, like a crashed container).
+    Stop(local::NodeArgs),
+    /// Start one node of the local network again, with its data.
+    Start(local::NodeArgs),
+    /// Print a node's log.
+    Logs(local::LogsArgs),
+    /// Show networks, orderers, peers or channels of the local network, read live from the
+    /// nodes (the columns of `kubectl get`).
+    Get(get::GetArgs),
+    /// Play the seed lab on a fresh network: elections, loss of quorum and recovery.
+    Lab(lab::LabArgs),
 }
 
 #[derive(Args)]
@@ -318,5 +336,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Submit(a) => commands::submit(a).await,
         Command::Blocks(a) => commands::blocks(a).await,
         Command::Bench(b) => bench::run(b).await,
+        Command::Up(a) => local::up(a).await,
+        Command::Down(a) => local::down(a),
+        Command::Stop(a) => local::stop(a),
+        Command::Start(a) => local::start(a),
+        Command::Logs(a) => local::logs(a).await,
+        Command::Get(a) => get::run(a).await,
+        Command::Lab(a) => lab::run(a).await,
     }
 }

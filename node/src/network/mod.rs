@@ -2,7 +2,9 @@
 //! channel genesis blocks, written to a directory.
 
 pub mod crypto;
+pub mod manifest;
 pub mod ordering;
+pub mod plan;
 pub mod ports;
 pub mod profile;
 

@@ -16,13 +16,14 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use prost::Message;
 
+use serde::{Deserialize, Serialize};
+
 use super::crypto::{write_file, OrgMaterial};
+use super::plan::{ChannelPlan, ContractPlan, NetworkPlan, OrgPlan};
 use crate::config::{NodeConfig, SigningFiles, TlsFiles};
 use crate::identity::Role;
 use crate::ledger::genesis_block;
-use crate::proto::common::{
-    BatchOptions, ChannelConfig, Consenter, Organization, Policies, RaftOptions,
-};
+use crate::proto::common::{BatchOptions, ChannelConfig, Consenter, Organization, RaftOptions};
 
 pub const ORDERER_MSP: &str = "OrdererMSP";
 
@@ -73,14 +74,14 @@ impl Default for OrderingSpec {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OrdererEntry {
     pub name: String,
     pub address: String,
     pub config: PathBuf,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PeerEntry {
     pub name: String,
     pub msp_id: String,
@@ -88,10 +89,24 @@ pub struct PeerEntry {
     pub config: PathBuf,
 }
 
+/// A channel: its genesis block, members and the contracts to deploy on it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChannelEntry {
+    pub name: String,
+    pub genesis: PathBuf,
+    pub orgs: Vec<String>,
+    /// Orderers (by name) that are its consenters.
+    pub consenters: Vec<String>,
+    pub contracts: Vec<ContractPlan>,
+}
+
 /// What was generated, with paths.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OrderingLayout {
+    /// The network's name.
+    pub name: String,
     pub dir: PathBuf,
+    /// The first channel (as `channels[0]`).
     pub channel: String,
     pub orderers: Vec<OrdererEntry>,
     /// Every application organisation's peers, organisation by organisation.
@@ -106,30 +121,76 @@ pub struct OrderingLayout {
     pub org_admins: Vec<(String, PathBuf)>,
     /// (MSP id, client profile) of every application organisation, in `spec.orgs` order.
     pub org_clients: Vec<(String, PathBuf)>,
+    pub channels: Vec<ChannelEntry>,
+}
+
+/// A network with generated names, as [`OrderingLayout`] is: the layout of a network.
+pub type NetworkLayout = OrderingLayout;
+
+impl OrderingSpec {
+    /// The same network as a plan: one channel with every organisation.
+    pub fn plan(&self) -> NetworkPlan {
+        NetworkPlan {
+            name: "raftnet".into(),
+            orderer_msp: ORDERER_MSP.into(),
+            orderers: self.orderers,
+            orgs: self
+                .orgs
+                .iter()
+                .map(|m| OrgPlan {
+                    msp_id: m.clone(),
+                    peers: self.peers_per_org,
+                })
+                .collect(),
+            raft: self.raft,
+            batch: self.batch,
+            channels: vec![ChannelPlan {
+                name: self.channel.clone(),
+                orgs: self.orgs.clone(),
+                consenters: None,
+                policies: None,
+                contracts: Vec::new(),
+            }],
+        }
+    }
 }
 
 pub use super::ports::free_ports;
 
+/// Generates the network of `spec` (one channel) under `dir`.
 pub fn generate(dir: &Path, spec: &OrderingSpec) -> anyhow::Result<OrderingLayout> {
-    anyhow::ensure!(spec.orderers >= 1, "orderers: need at least one orderer");
+    generate_network(dir, &spec.plan())
+}
+
+/// Generates a network under `dir`: every organisation's CAs and users, every node's
+/// certificates and config (on free ports), and every channel's genesis block.
+pub fn generate_network(dir: &Path, plan: &NetworkPlan) -> anyhow::Result<NetworkLayout> {
+    anyhow::ensure!(plan.orderers >= 1, "orderers: need at least one orderer");
     anyhow::ensure!(
-        !spec.orgs.is_empty(),
+        !plan.orgs.is_empty(),
         "orgs: need at least one application organisation"
     );
+    anyhow::ensure!(
+        !plan.channels.is_empty(),
+        "channels: need at least one channel"
+    );
+    let dir = std::path::absolute(dir).with_context(|| format!("{}", dir.display()))?;
+    let dir = dir.as_path();
     let orgs_dir = dir.join("orgs");
-    let orderer_org = OrgMaterial::generate(ORDERER_MSP, &orgs_dir.join(ORDERER_MSP))?;
-    let app_orgs: Vec<OrgMaterial> = spec
+    let orderer_msp = plan.orderer_msp.as_str();
+    let orderer_org = OrgMaterial::generate(orderer_msp, &orgs_dir.join(orderer_msp))?;
+    let app_orgs: Vec<OrgMaterial> = plan
         .orgs
         .iter()
-        .map(|m| OrgMaterial::generate(m, &orgs_dir.join(m)))
+        .map(|o| OrgMaterial::generate(&o.msp_id, &orgs_dir.join(&o.msp_id)))
         .collect::<Result<_, _>>()?;
     let mut tls_roots = vec![orderer_org.tls_ca_path()];
     tls_roots.extend(app_orgs.iter().map(|o| o.tls_ca_path()));
 
     // (organisation, peer name) for every peer, organisation by organisation.
     let mut peer_names: Vec<(&OrgMaterial, String)> = Vec::new();
-    for org in &app_orgs {
-        for i in 0..spec.peers_per_org {
+    for (org, p) in app_orgs.iter().zip(&plan.orgs) {
+        for i in 0..p.peers {
             let name = format!("peer{i}.{}", org_short_name(&org.msp_id));
             // Different MSP ids can shorten alike (Org1 and Org1MSP); their peers would share
             // a directory.
@@ -143,8 +204,8 @@ pub fn generate(dir: &Path, spec: &OrderingSpec) -> anyhow::Result<OrderingLayou
     }
 
     // One call for every node, so that no port is handed out twice.
-    let ports = free_ports(spec.orderers + peer_names.len())?;
-    let (orderer_ports, peer_ports) = ports.split_at(spec.orderers);
+    let ports = free_ports(plan.orderers + peer_names.len())?;
+    let (orderer_ports, peer_ports) = ports.split_at(plan.orderers);
 
     let mut consenters = Vec::new();
     let mut orderers = Vec::new();
@@ -161,7 +222,7 @@ pub fn generate(dir: &Path, spec: &OrderingSpec) -> anyhow::Result<OrderingLayou
             name: name.clone(),
             host: "127.0.0.1".into(),
             port: u32::from(*port),
-            msp_id: ORDERER_MSP.into(),
+            msp_id: orderer_msp.into(),
             tls_cert_pem: std::fs::read(&cert)?,
         });
         orderers.push(OrdererEntry {
@@ -191,39 +252,56 @@ pub fn generate(dir: &Path, spec: &OrderingSpec) -> anyhow::Result<OrderingLayou
         });
     }
 
-    let mut organizations = vec![org_proto(&orderer_org)?];
-    organizations.extend(
-        app_orgs
-            .iter()
-            .map(org_proto)
-            .collect::<Result<Vec<_>, _>>()?,
-    );
-    let members = |role: &str| {
-        let leaves: Vec<String> = spec.orgs.iter().map(|m| format!("'{m}.{role}'")).collect();
-        format!("OR({})", leaves.join(","))
-    };
-    let readers = {
-        let mut all: Vec<String> = spec.orgs.iter().map(|m| format!("'{m}.member'")).collect();
-        all.push(format!("'{ORDERER_MSP}.member'"));
-        format!("OR({})", all.join(","))
-    };
-    let config = ChannelConfig {
-        channel_id: spec.channel.clone(),
-        organizations,
-        consenters,
-        raft: Some(spec.raft),
-        batch: Some(spec.batch),
-        policies: Some(Policies {
-            writers: members("member"),
-            readers,
-            // The application organisations administer the channel's contracts; the orderer
-            // organisation administers its orderers through their own admin API.
-            admins: members("admin"),
-        }),
-    };
-    crate::orderer::registrar::check_config(&config)?;
-    let genesis = dir.join("channels").join(format!("{}.block", spec.channel));
-    write_file(&genesis, &genesis_block(&config).encode_to_vec(), false)?;
+    let mut channels = Vec::new();
+    for ch in &plan.channels {
+        let mut organizations = vec![org_proto(&orderer_org)?];
+        for msp in &ch.orgs {
+            let org = app_orgs
+                .iter()
+                .find(|o| &o.msp_id == msp)
+                .with_context(|| {
+                    format!(
+                        "channel {}: {msp} is not an organisation of the network",
+                        ch.name
+                    )
+                })?;
+            organizations.push(org_proto(org)?);
+        }
+        let chosen: Vec<Consenter> = match &ch.consenters {
+            None => consenters.clone(),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    consenters
+                        .iter()
+                        .find(|c| &c.name == n)
+                        .cloned()
+                        .with_context(|| {
+                            format!("channel {}: orderer {n} is not in the network", ch.name)
+                        })
+                })
+                .collect::<anyhow::Result<_>>()?,
+        };
+        let config = ChannelConfig {
+            channel_id: ch.name.clone(),
+            organizations,
+            consenters: chosen.clone(),
+            raft: Some(plan.raft),
+            batch: Some(plan.batch),
+            policies: Some(ch.policies(orderer_msp)),
+        };
+        crate::orderer::registrar::check_config(&config)
+            .with_context(|| format!("channel {}", ch.name))?;
+        let genesis = dir.join("channels").join(format!("{}.block", ch.name));
+        write_file(&genesis, &genesis_block(&config).encode_to_vec(), false)?;
+        channels.push(ChannelEntry {
+            name: ch.name.clone(),
+            genesis,
+            orgs: ch.orgs.clone(),
+            consenters: chosen.into_iter().map(|c| c.name).collect(),
+            contracts: ch.contracts.clone(),
+        });
+    }
 
     let admin = orderer_org.user("admin", Role::Admin, &tls_roots)?;
     let mut org_admins = Vec::new();
@@ -236,15 +314,17 @@ pub fn generate(dir: &Path, spec: &OrderingSpec) -> anyhow::Result<OrderingLayou
     }
     let client = org_clients[0].1.clone();
     Ok(OrderingLayout {
+        name: plan.name.clone(),
         dir: dir.to_path_buf(),
-        channel: spec.channel.clone(),
+        channel: channels[0].name.clone(),
         orderers,
         peers,
-        genesis,
+        genesis: channels[0].genesis.clone(),
         admin,
         client,
         org_admins,
         org_clients,
+        channels,
     })
 }
 

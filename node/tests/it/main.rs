@@ -5,5 +5,6 @@ mod catch_up;
 mod cli;
 mod deliver;
 mod failover;
+mod local_up;
 mod peers;
 mod support;

@@ -1,0 +1,165 @@
+//! From `Network` and `Channel` manifests (the same files `kubectl apply` takes) to a
+//! [`NetworkPlan`]: the checks the API server's schema would make, the checks across
+//! resources, and the conversion of durations and sizes.
+
+use anyhow::{bail, Context};
+use raftnet_crds::{load_manifests, parse_duration, parse_size, Manifests};
+
+use super::plan::{ChannelPlan, ContractPlan, NetworkPlan, OrgPlan};
+use crate::proto::common::{BatchOptions, Policies, RaftOptions};
+
+/// Reads manifest files (multi-document YAML) into one set.
+pub fn read_files(paths: &[std::path::PathBuf]) -> anyhow::Result<Manifests> {
+    let mut all = Manifests::default();
+    for path in paths {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let m = load_manifests(&text).with_context(|| format!("{}", path.display()))?;
+        all.networks.extend(m.networks);
+        all.channels.extend(m.channels);
+        all.orderers.extend(m.orderers);
+        all.peers.extend(m.peers);
+    }
+    Ok(all)
+}
+
+/// The network the manifests describe: exactly one `Network` and its `Channel`s.
+pub fn plan(m: &Manifests) -> anyhow::Result<NetworkPlan> {
+    let network = match &m.networks[..] {
+        [n] => n,
+        [] => bail!("no Network resource: the manifests need one (see deploy/minimal.yaml)"),
+        more => bail!(
+            "{} Network resources ({}); run one network at a time",
+            more.len(),
+            more.iter()
+                .map(|n| n.metadata.name.clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let name = network
+        .metadata
+        .name
+        .clone()
+        .context("Network: metadata.name is missing")?;
+    let spec = &network.spec;
+    spec.validate()
+        .map_err(|p| anyhow::anyhow!("Network {name}:\n  {}", p.join("\n  ")))?;
+    let raft = &spec.raft;
+    let batch = &spec.batch;
+    let ms = |field: &str, v: &str| -> anyhow::Result<u64> {
+        Ok(parse_duration(v)
+            .map_err(|e| anyhow::anyhow!("Network {name}: {field}: {e}"))?
+            .as_millis() as u64)
+    };
+    let bytes = |field: &str, v: &str| -> anyhow::Result<u64> {
+        parse_size(v).map_err(|e| anyhow::anyhow!("Network {name}: {field}: {e}"))
+    };
+    let bytes32 = |field: &str, v: &str| -> anyhow::Result<u32> {
+        u32::try_from(bytes(field, v)?)
+            .map_err(|_| anyhow::anyhow!("Network {name}: {field}: {v} is above 4Gi"))
+    };
+    let mut channels = Vec::new();
+    for ch in &m.channels {
+        let ch_name = ch
+            .metadata
+            .name
+            .clone()
+            .context("Channel: metadata.name is missing")?;
+        if ch.spec.network != name {
+            bail!(
+                "Channel {ch_name}: spec.network: {} is not the Network in these manifests ({name})",
+                ch.spec.network
+            );
+        }
+        ch.spec
+            .validate(spec)
+            .map_err(|p| anyhow::anyhow!("Channel {ch_name}:\n  {}", p.join("\n  ")))?;
+        let orderers = spec.orderer_organization.orderers as usize;
+        if let Some(names) = &ch.spec.orderers {
+            for (i, n) in names.iter().enumerate() {
+                let known = (1..=orderers).any(|k| *n == format!("orderer{k}"));
+                if !known {
+                    bail!("Channel {ch_name}: spec.orderers[{i}]: {n} is not an orderer of network {name} (it has orderer1..orderer{orderers})");
+                }
+            }
+        }
+        let defaults = || {
+            ChannelPlan {
+                name: ch_name.clone(),
+                orgs: ch.spec.organizations.clone(),
+                consenters: None,
+                policies: None,
+                contracts: Vec::new(),
+            }
+            .policies(&spec.orderer_organization.msp_id)
+        };
+        let policies = ch.spec.policies.as_ref().map(|p| {
+            let d = defaults();
+            Policies {
+                writers: p.writers.clone().unwrap_or(d.writers),
+                readers: p.readers.clone().unwrap_or(d.readers),
+                admins: p.admins.clone().unwrap_or(d.admins),
+            }
+        });
+        channels.push(ChannelPlan {
+            name: ch_name,
+            orgs: ch.spec.organizations.clone(),
+            consenters: ch.spec.orderers.clone(),
+            policies,
+            contracts: ch
+                .spec
+                .contracts
+                .iter()
+                .map(|c| ContractPlan {
+                    name: c.name.clone(),
+                    contract: c.contract.as_str().to_string(),
+                    version: c.version.clone(),
+                    endorsement_policy: c.endorsement_policy.clone(),
+                    init: c.init.clone(),
+                })
+                .collect(),
+        });
+    }
+    if channels.is_empty() {
+        bail!("network {name} has no Channel: add one (see deploy/minimal.yaml)");
+    }
+    if !m.orderers.is_empty() || !m.peers.is_empty() {
+        tracing::warn!(
+            "Orderer and Peer resources are made by the operator from the Network; locally the Network's counts apply"
+        );
+    }
+    Ok(NetworkPlan {
+        name: name.clone(),
+        orderer_msp: spec.orderer_organization.msp_id.clone(),
+        orderers: spec.orderer_organization.orderers as usize,
+        orgs: spec
+            .organizations
+            .iter()
+            .map(|o| OrgPlan {
+                msp_id: o.msp_id.clone(),
+                peers: o.peers as usize,
+            })
+            .collect(),
+        raft: RaftOptions {
+            tick_interval_ms: ms("spec.raft.tickInterval", &raft.tick_interval)?,
+            election_tick: raft.election_tick,
+            heartbeat_tick: raft.heartbeat_tick,
+            max_inflight_blocks: raft.max_inflight_blocks,
+            snapshot_interval_size: bytes(
+                "spec.raft.snapshotIntervalSize",
+                &raft.snapshot_interval_size,
+            )?,
+        },
+        batch: BatchOptions {
+            batch_timeout_ms: ms("spec.batch.batchTimeout", &batch.batch_timeout)?,
+            max_message_count: batch.max_message_count,
+            preferred_max_bytes: bytes32(
+                "spec.batch.preferredMaxBytes",
+                &batch.preferred_max_bytes,
+            )?,
+            absolute_max_bytes: bytes32("spec.batch.absoluteMaxBytes", &batch.absolute_max_bytes)?,
+        },
+        channels,
+    })
+}

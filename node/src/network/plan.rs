@@ -1,0 +1,73 @@
+//! What a network is made of, independent of where it comes from (`raftnet bootstrap`
+//! flags, or `Network` and `Channel` manifests): organisations and their peers, orderers,
+//! channel options, channels and the contracts to deploy on them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::proto::common::{BatchOptions, Policies, RaftOptions};
+
+#[derive(Clone, Debug)]
+pub struct NetworkPlan {
+    pub name: String,
+    pub orderer_msp: String,
+    pub orderers: usize,
+    pub orgs: Vec<OrgPlan>,
+    pub raft: RaftOptions,
+    pub batch: BatchOptions,
+    pub channels: Vec<ChannelPlan>,
+}
+
+#[derive(Clone, Debug)]
+pub struct OrgPlan {
+    pub msp_id: String,
+    pub peers: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct ChannelPlan {
+    pub name: String,
+    /// Application organisations (MSP ids) that are members.
+    pub orgs: Vec<String>,
+    /// Orderer names that are consenters; all orderers when None.
+    pub consenters: Option<Vec<String>>,
+    /// Defaults: members of the channel's organisations write and read (the orderers read
+    /// too), their admins administer.
+    pub policies: Option<Policies>,
+    pub contracts: Vec<ContractPlan>,
+}
+
+/// A contract to deploy on a channel once it is up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractPlan {
+    pub name: String,
+    pub contract: String,
+    pub version: String,
+    pub endorsement_policy: String,
+    #[serde(default)]
+    pub init: Vec<String>,
+}
+
+impl ChannelPlan {
+    /// The channel's policies: the plan's, or the defaults over its organisations.
+    pub fn policies(&self, orderer_msp: &str) -> Policies {
+        if let Some(p) = &self.policies {
+            return p.clone();
+        }
+        let any = |role: &str, extra: Option<&str>| {
+            let mut leaves: Vec<String> =
+                self.orgs.iter().map(|m| format!("'{m}.{role}'")).collect();
+            if let Some(m) = extra {
+                leaves.push(format!("'{m}.{role}'"));
+            }
+            format!("OR({})", leaves.join(","))
+        };
+        Policies {
+            writers: any("member", None),
+            readers: any("member", Some(orderer_msp)),
+            // The application organisations administer the channel's contracts; the orderer
+            // organisation administers its orderers through their own admin API.
+            admins: any("admin", None),
+        }
+    }
+}
