@@ -202,8 +202,8 @@ impl Client {
         )
     }
 
-    /// Endorses on `peers`, orders through `orderers`, and waits up to `timeout` for the first
-    /// peer to report the transaction's outcome.
+    /// Endorses on `peers`, orders through `orderers`, and waits up to `timeout` for every
+    /// one of those peers to report the transaction's outcome.
     pub async fn submit_transaction(
         &self,
         peers: &[String],
@@ -216,12 +216,30 @@ impl Client {
         let call = self.proposal(channel, chaincode, args)?;
         let responses = self.endorse(peers, &call).await?;
         let env = self.endorsed_envelope(&call, &responses, peers)?;
-        // Listen before ordering, so that the commit cannot be missed.
-        let events = self.commit_events(&peers[0], channel, None).await?;
+        // Listen before ordering, so that the commit cannot be missed. Every endorsing peer
+        // is waited for, so that a query right after sees the new state on any of them.
+        let mut streams = Vec::new();
+        for p in peers {
+            streams.push(self.commit_events(p, channel, None).await?);
+        }
         self.order(orderers, &env).await?;
-        wait_for(events, call.tx_id(), timeout)
-            .await
-            .with_context(|| format!("waiting for transaction {} on {}", call.tx_id(), peers[0]))
+        let tx_id = call.tx_id();
+        let outcomes = join_all(peers.iter().zip(streams).map(|(p, events)| async move {
+            wait_for(events, tx_id, timeout)
+                .await
+                .with_context(|| format!("waiting for transaction {tx_id} on {p}"))
+        }))
+        .await;
+        let mut outcomes = outcomes.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+        let first = outcomes.remove(0);
+        if let Some(other) = outcomes.iter().find(|o| o.code != first.code) {
+            bail!(
+                "peers disagree on transaction {tx_id}: {} and {}",
+                first.code.as_str_name(),
+                other.code.as_str_name()
+            );
+        }
+        Ok(first)
     }
 
     /// Runs a read-only call on one peer and returns the contract's answer (nothing is
