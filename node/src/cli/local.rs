@@ -88,7 +88,34 @@ pub async fn up(a: UpArgs) -> anyhow::Result<()> {
         println!("network {} is up; nothing to do", net.layout.name);
     }
     println!();
-    super::get::print_networks(&net).await
+    super::get::print_networks(&net).await?;
+    print_usage(&net);
+    Ok(())
+}
+
+/// How to reach the network with the `raftnet` client, as each organisation's client.
+fn print_usage(net: &LocalNetwork) {
+    let orderer = net
+        .layout
+        .orderers
+        .first()
+        .map(|o| o.address.as_str())
+        .unwrap_or_default();
+    println!(
+        "
+To act as an organisation's client:"
+    );
+    for (msp, profile) in &net.layout.org_clients {
+        let Some(peer) = net.layout.peers.iter().find(|p| &p.msp_id == msp) else {
+            continue;
+        };
+        let user_dir = profile.parent().unwrap_or(profile);
+        println!(
+            "  export CORE_PEER_MSPCONFIGPATH={} CORE_PEER_ADDRESS={} ORDERER_ADDRESS={orderer}   # {msp}",
+            user_dir.display(),
+            peer.address
+        );
+    }
 }
 
 pub fn down(a: DownArgs) -> anyhow::Result<()> {
