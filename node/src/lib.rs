@@ -2,6 +2,7 @@
 //! and the client.
 //! Nothing here talks to Kubernetes.
 
+pub mod adminapi;
 pub mod chaincode;
 pub mod cli;
 pub mod client;
@@ -14,4 +15,5 @@ pub mod network;
 pub mod orderer;
 pub mod peer;
 pub mod proto;
+pub mod serve;
 pub mod tls;

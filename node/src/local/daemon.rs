@@ -2,14 +2,13 @@
 //! their own process group with output to a log file, found again through a PID file, and
 //! killed only when the PID still runs this node's config (a PID can be reused).
 
-use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::process::node_command;
 use super::NodeKind;
 
 /// One node of a local network, as files.
@@ -68,22 +67,7 @@ impl Daemon {
         if let Some(pid) = self.pid() {
             return Ok(pid);
         }
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .with_context(|| format!("cannot open {}", self.log.display()))?;
-        let child = Command::new(binary)
-            .arg(self.kind.subcommand())
-            .arg("--config")
-            .arg(&self.config)
-            .env(
-                "RUST_LOG",
-                std::env::var("RAFTNET_NODE_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
+        let child = node_command(binary, self.kind, &self.config, &self.log)?
             // Its own process group: a Ctrl-C in the terminal of `raftnet up` must not stop it.
             .process_group(0)
             .spawn()

@@ -55,6 +55,33 @@ pub struct LocalCluster {
     pub nodes: Vec<LocalNode>,
 }
 
+/// The command that runs a node from its config, appending its output to `log`; the log
+/// level comes from `RAFTNET_NODE_LOG` (default info).
+pub fn node_command(
+    binary: &Path,
+    kind: NodeKind,
+    config: &Path,
+    log: &Path,
+) -> anyhow::Result<Command> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    let mut cmd = Command::new(binary);
+    cmd.arg(kind.subcommand())
+        .arg("--config")
+        .arg(config)
+        .env(
+            "RUST_LOG",
+            std::env::var("RAFTNET_NODE_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file);
+    Ok(cmd)
+}
+
 /// Where `raftnet-node` is: beside the running executable (or its parent, for test binaries
 /// under target/debug/deps).
 pub fn node_binary() -> anyhow::Result<PathBuf> {
@@ -133,21 +160,7 @@ impl LocalCluster {
         if node.is_running() {
             return Ok(());
         }
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&node.log)?;
-        let child = Command::new(&self.binary)
-            .arg(node.kind.subcommand())
-            .arg("--config")
-            .arg(&node.config)
-            .env(
-                "RUST_LOG",
-                std::env::var("RAFTNET_NODE_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
+        let child = node_command(&self.binary, node.kind, &node.config, &node.log)?
             .spawn()
             .with_context(|| format!("cannot start {}", self.binary.display()))?;
         node.child = Some(child);

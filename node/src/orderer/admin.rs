@@ -1,21 +1,18 @@
 //! The admin API: channel participation and live status. Every call needs a TLS client
 //! certificate with OU=admin from the node's own organisation.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::Stream;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::registrar::{JoinError, Registrar};
-use crate::identity::Role;
+use crate::adminapi::{authorize, status_stream, StatusStream};
 use crate::proto::admin::{
     admin_server, ChannelInfo, ChannelStatus, ChannelStatusRequest, JoinChannelRequest,
     ListChannelsRequest, ListChannelsResponse,
 };
 use crate::proto::common::Block;
-use crate::tls::peer_cert;
 
 pub struct AdminService {
     pub reg: Arc<Registrar>,
@@ -23,15 +20,7 @@ pub struct AdminService {
 
 impl AdminService {
     fn authorize<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let cert =
-            peer_cert(req).ok_or_else(|| Status::unauthenticated("no client TLS certificate"))?;
-        match self.reg.own_org.tls_identity(&cert) {
-            Some((_, Some(Role::Admin))) => Ok(()),
-            _ => Err(Status::permission_denied(format!(
-                "admin calls need a TLS certificate with OU=admin from {}'s TLS CA",
-                self.reg.msp_id
-            ))),
-        }
+        authorize(&self.reg.own_org, &self.reg.msp_id, req)
     }
 
     fn chain(&self, channel: &str) -> Result<Arc<super::chain::ChainHandle>, Status> {
@@ -51,8 +40,6 @@ fn info(chain: &super::chain::ChainHandle) -> ChannelInfo {
         consenter: true,
     }
 }
-
-type StatusStream = Pin<Box<dyn Stream<Item = Result<ChannelStatus, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl admin_server::Admin for AdminService {
@@ -114,38 +101,15 @@ impl admin_server::Admin for AdminService {
     ) -> Result<Response<StatusStream>, Status> {
         self.authorize(&req)?;
         let chain = self.chain(&req.get_ref().channel_id)?;
-        let mut rx = chain.watch_status();
-        let stream = async_stream_of(
-            move |tx: tokio::sync::mpsc::Sender<Result<ChannelStatus, Status>>| async move {
-                loop {
-                    let s = rx.borrow_and_update().clone();
-                    let msg = s.to_proto(
-                        &chain.config,
-                        chain.node_id,
-                        &chain.node_name,
-                        &chain.contacts,
-                    );
-                    if tx.send(Ok(msg)).await.is_err() {
-                        return;
-                    }
-                    tokio::select! {
-                        r = rx.changed() => if r.is_err() { return },
-                        _ = tx.closed() => return,
-                    }
-                }
-            },
-        );
+        let rx = chain.watch_status();
+        let stream = status_stream(rx, move |s| {
+            s.to_proto(
+                &chain.config,
+                chain.node_id,
+                &chain.node_name,
+                &chain.contacts,
+            )
+        });
         Ok(Response::new(stream))
     }
-}
-
-/// A stream fed by a task.
-fn async_stream_of<F, Fut>(f: F) -> StatusStream
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<ChannelStatus, Status>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(f(tx));
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }

@@ -20,8 +20,6 @@ use crate::proto::orderer::DeliverRequest;
 use crate::tls::{peer_cert, TlsMaterial};
 
 const MAX_MESSAGE: usize = 256 << 20;
-/// How long a stopping orderer lets open calls finish.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 struct BroadcastService {
     reg: Arc<Registrar>,
@@ -104,22 +102,7 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             let _ = stop_rx.await;
         });
-    let mut server = tokio::spawn(server);
-    let result = tokio::select! {
-        r = &mut server => r?,
-        _ = shutdown => {
-            let _ = stop_tx.send(());
-            // Other orderers' Raft streams and followers' Deliver streams do not end by
-            // themselves: wait for them only briefly.
-            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
-                Ok(r) => r?,
-                Err(_) => {
-                    server.abort();
-                    Ok(())
-                }
-            }
-        }
-    };
+    let result = crate::serve::until_shutdown(server, stop_tx, shutdown).await;
     let r2 = reg.clone();
     tokio::task::spawn_blocking(move || r2.shutdown()).await?;
     tracing::info!(node = %cfg.name, "orderer stopped");

@@ -2,23 +2,20 @@
 //! orderers serve. Every call needs a TLS client certificate with OU=admin from the peer's
 //! own organisation.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::Stream;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::channel::{PeerChannel, PeerStatus};
 use super::registrar::PeerRegistrar;
-use crate::identity::Role;
+use crate::adminapi::{authorize, status_stream, StatusStream};
 use crate::orderer::registrar::JoinError;
 use crate::proto::admin::{
     admin_server, ChannelInfo, ChannelStatus, ChannelStatusRequest, JoinChannelRequest,
     ListChannelsRequest, ListChannelsResponse,
 };
 use crate::proto::common::Block;
-use crate::tls::peer_cert;
 
 pub struct PeerAdmin {
     pub reg: Arc<PeerRegistrar>,
@@ -26,15 +23,7 @@ pub struct PeerAdmin {
 
 impl PeerAdmin {
     fn authorize<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let cert =
-            peer_cert(req).ok_or_else(|| Status::unauthenticated("no client TLS certificate"))?;
-        match self.reg.own_org.tls_identity(&cert) {
-            Some((_, Some(Role::Admin))) => Ok(()),
-            _ => Err(Status::permission_denied(format!(
-                "admin calls need a TLS certificate with OU=admin from {}'s TLS CA",
-                self.reg.msp_id
-            ))),
-        }
+        authorize(&self.reg.own_org, &self.reg.msp_id, req)
     }
 
     fn channel(&self, id: &str) -> Result<Arc<PeerChannel>, Status> {
@@ -63,8 +52,6 @@ fn to_proto(ch: &PeerChannel, node: &str, s: &PeerStatus) -> ChannelStatus {
         ..Default::default()
     }
 }
-
-type StatusStream = Pin<Box<dyn Stream<Item = Result<ChannelStatus, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl admin_server::Admin for PeerAdmin {
@@ -121,22 +108,9 @@ impl admin_server::Admin for PeerAdmin {
         self.authorize(&req)?;
         let ch = self.channel(&req.get_ref().channel_id)?;
         let name = self.reg.name.clone();
-        let mut rx = ch.watch_status();
-        let (tx, out) = tokio::sync::mpsc::channel(16);
-        tokio::spawn(async move {
-            loop {
-                let s = rx.borrow_and_update().clone();
-                if tx.send(Ok(to_proto(&ch, &name, &s))).await.is_err() {
-                    return;
-                }
-                tokio::select! {
-                    r = rx.changed() => if r.is_err() { return },
-                    _ = tx.closed() => return,
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(out),
-        )))
+        let rx = ch.watch_status();
+        Ok(Response::new(status_stream(rx, move |s| {
+            to_proto(&ch, &name, s)
+        })))
     }
 }

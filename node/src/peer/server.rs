@@ -1,7 +1,6 @@
 //! Runs a peer: one TLS listener serving the endorser, commit events and admin.
 
 use std::future::Future;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -18,8 +17,6 @@ use crate::proto::peer::events_server::EventsServer;
 use crate::tls::TlsMaterial;
 
 const MAX_MESSAGE: usize = 256 << 20;
-/// How long a stopping peer lets open calls finish (event streams never end by themselves).
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Serves until `shutdown` resolves.
 pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
@@ -71,20 +68,7 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             let _ = stop_rx.await;
         });
-    let mut server = tokio::spawn(server);
-    let result = tokio::select! {
-        r = &mut server => r?,
-        _ = shutdown => {
-            let _ = stop_tx.send(());
-            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
-                Ok(r) => r?,
-                Err(_) => {
-                    server.abort();
-                    Ok(())
-                }
-            }
-        }
-    };
+    let result = crate::serve::until_shutdown(server, stop_tx, shutdown).await;
     let r = reg.clone();
     tokio::task::spawn_blocking(move || r.shutdown()).await?;
     tracing::info!(node = %cfg.name, "peer stopped");

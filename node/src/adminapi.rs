@@ -1,0 +1,49 @@
+//! What the admin API of orderers and peers shares: who may call it, and a status stream
+//! that pushes the current status and then every change.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use tokio::sync::watch;
+use tonic::{Request, Status};
+
+use crate::identity::{MspSet, Role};
+use crate::proto::admin::ChannelStatus;
+use crate::tls::peer_cert;
+
+pub type StatusStream = Pin<Box<dyn Stream<Item = Result<ChannelStatus, Status>> + Send>>;
+
+/// Admin calls need a TLS client certificate with OU=admin from the node's own organisation
+/// (`own_org` holds its TLS root).
+pub fn authorize<T>(own_org: &MspSet, msp_id: &str, req: &Request<T>) -> Result<(), Status> {
+    let cert =
+        peer_cert(req).ok_or_else(|| Status::unauthenticated("no client TLS certificate"))?;
+    match own_org.tls_identity(&cert) {
+        Some((_, Some(Role::Admin))) => Ok(()),
+        _ => Err(Status::permission_denied(format!(
+            "admin calls need a TLS certificate with OU=admin from {msp_id}'s TLS CA"
+        ))),
+    }
+}
+
+/// Sends `render(current)` now and again on every change of `rx`, until the client goes.
+pub fn status_stream<S, F>(mut rx: watch::Receiver<S>, render: F) -> StatusStream
+where
+    S: Clone + Send + Sync + 'static,
+    F: Fn(&S) -> ChannelStatus + Send + 'static,
+{
+    let (tx, out) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        loop {
+            let s = rx.borrow_and_update().clone();
+            if tx.send(Ok(render(&s))).await.is_err() {
+                return;
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return },
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(out))
+}
