@@ -7,8 +7,12 @@ use futures::Stream;
 use tokio::sync::watch;
 use tonic::{Request, Status};
 
+use prost::Message;
+
 use crate::identity::{MspSet, Role};
+use crate::orderer::registrar::JoinError;
 use crate::proto::admin::ChannelStatus;
+use crate::proto::common::Block;
 use crate::tls::peer_cert;
 
 pub type StatusStream = Pin<Box<dyn Stream<Item = Result<ChannelStatus, Status>> + Send>>;
@@ -46,4 +50,28 @@ where
         }
     });
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(out))
+}
+
+/// The genesis block of a JoinChannel request.
+pub fn genesis_of(bytes: &[u8]) -> Result<Block, Status> {
+    Block::decode(bytes).map_err(|e| {
+        Status::invalid_argument(format!("genesis_block does not decode as a block: {e}"))
+    })
+}
+
+/// Runs a join (file I/O: off the async threads) and turns its refusal into a status.
+pub async fn join<T: Send + 'static>(
+    join: impl FnOnce() -> Result<T, JoinError> + Send + 'static,
+) -> Result<T, Status> {
+    match tokio::task::spawn_blocking(join)
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+    {
+        Ok(joined) => Ok(joined),
+        Err(JoinError::AlreadyJoined(c)) => Err(Status::already_exists(format!(
+            "channel {c} is already joined"
+        ))),
+        Err(JoinError::Invalid(m)) => Err(Status::invalid_argument(m)),
+        Err(e @ JoinError::Internal(_)) => Err(Status::internal(e.to_string())),
+    }
 }

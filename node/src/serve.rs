@@ -3,7 +3,46 @@
 use std::future::Future;
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::sync::oneshot;
+
+use crate::config::NodeConfig;
+use crate::tls::TlsMaterial;
+
+/// What every node needs before it serves: its TLS material, its organisation's TLS root
+/// (for admin calls), its data directory, and its listener.
+pub struct Prepared {
+    pub tls: TlsMaterial,
+    pub admin_root: Vec<u8>,
+    pub listener: tokio::net::TcpListener,
+}
+
+/// Loads the TLS files, creates the data directory and binds the listen address; errors
+/// name the config field.
+pub async fn prepare(cfg: &NodeConfig) -> anyhow::Result<Prepared> {
+    let tls = TlsMaterial::load(&cfg.tls)?;
+    let admin_root = std::fs::read(&cfg.tls.admin_root_ca).with_context(|| {
+        format!(
+            "cannot read tls.adminRootCA {}",
+            cfg.tls.admin_root_ca.display()
+        )
+    })?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create dataDir {}", cfg.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen_address)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is the port in use?)",
+                cfg.listen_address
+            )
+        })?;
+    Ok(Prepared {
+        tls,
+        admin_root,
+        listener,
+    })
+}
 
 /// How long a stopping node lets open calls finish: other nodes' long-lived streams (Raft,
 /// Deliver, events, status watches) do not end by themselves.

@@ -3,16 +3,14 @@
 
 use std::sync::Arc;
 
-use prost::Message;
 use tonic::{Request, Response, Status};
 
-use super::registrar::{JoinError, Registrar};
-use crate::adminapi::{authorize, status_stream, StatusStream};
+use super::registrar::Registrar;
+use crate::adminapi::{authorize, genesis_of, join, status_stream, StatusStream};
 use crate::proto::admin::{
     admin_server, ChannelInfo, ChannelStatus, ChannelStatusRequest, JoinChannelRequest,
     ListChannelsRequest, ListChannelsResponse,
 };
-use crate::proto::common::Block;
 
 pub struct AdminService {
     pub reg: Arc<Registrar>,
@@ -48,25 +46,11 @@ impl admin_server::Admin for AdminService {
         req: Request<JoinChannelRequest>,
     ) -> Result<Response<ChannelInfo>, Status> {
         self.authorize(&req)?;
-        let block = Block::decode(&req.into_inner().genesis_block[..]).map_err(|e| {
-            Status::invalid_argument(format!("genesis_block does not decode as a block: {e}"))
-        })?;
+        let block = genesis_of(&req.into_inner().genesis_block)?;
         let reg = self.reg.clone();
-        // Creating the ledger does file I/O.
-        let joined = tokio::task::spawn_blocking(move || reg.join(block))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
-        match joined {
-            Ok(chain) => {
-                tracing::info!(channel = chain.channel_id(), node = %self.reg.name, "joined channel");
-                Ok(Response::new(info(&chain)))
-            }
-            Err(JoinError::AlreadyJoined(c)) => Err(Status::already_exists(format!(
-                "channel {c} is already joined"
-            ))),
-            Err(JoinError::Invalid(m)) => Err(Status::invalid_argument(m)),
-            Err(e @ JoinError::Internal(_)) => Err(Status::internal(e.to_string())),
-        }
+        let chain = join(move || reg.join(block)).await?;
+        tracing::info!(channel = chain.channel_id(), node = %self.reg.name, "joined channel");
+        Ok(Response::new(info(&chain)))
     }
 
     async fn list_channels(

@@ -17,7 +17,7 @@ use crate::proto::cluster::cluster_server::ClusterServer;
 use crate::proto::common::Envelope;
 use crate::proto::orderer::atomic_broadcast_server::{AtomicBroadcast, AtomicBroadcastServer};
 use crate::proto::orderer::DeliverRequest;
-use crate::tls::{peer_cert, TlsMaterial};
+use crate::tls::peer_cert;
 
 const MAX_MESSAGE: usize = 256 << 20;
 
@@ -55,23 +55,11 @@ impl AtomicBroadcast for BroadcastService {
 
 /// Serves until `shutdown` resolves.
 pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-    let tls = TlsMaterial::load(&cfg.tls)?;
-    let admin_root = std::fs::read(&cfg.tls.admin_root_ca).with_context(|| {
-        format!(
-            "cannot read tls.adminRootCA {}",
-            cfg.tls.admin_root_ca.display()
-        )
-    })?;
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create dataDir {}", cfg.data_dir.display()))?;
-    let listener = tokio::net::TcpListener::bind(&cfg.listen_address)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (is the port in use?)",
-                cfg.listen_address
-            )
-        })?;
+    let crate::serve::Prepared {
+        tls,
+        admin_root,
+        listener,
+    } = crate::serve::prepare(&cfg).await?;
     let server_tls = tls.server_config();
     let runtime = tokio::runtime::Handle::current();
     let (name, msp, data_dir) = (cfg.name.clone(), cfg.msp_id.clone(), cfg.data_dir.clone());

@@ -4,18 +4,15 @@
 
 use std::sync::Arc;
 
-use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::channel::{PeerChannel, PeerStatus};
 use super::registrar::PeerRegistrar;
-use crate::adminapi::{authorize, status_stream, StatusStream};
-use crate::orderer::registrar::JoinError;
+use crate::adminapi::{authorize, genesis_of, join, status_stream, StatusStream};
 use crate::proto::admin::{
     admin_server, ChannelInfo, ChannelStatus, ChannelStatusRequest, JoinChannelRequest,
     ListChannelsRequest, ListChannelsResponse,
 };
-use crate::proto::common::Block;
 
 pub struct PeerAdmin {
     pub reg: Arc<PeerRegistrar>,
@@ -60,24 +57,11 @@ impl admin_server::Admin for PeerAdmin {
         req: Request<JoinChannelRequest>,
     ) -> Result<Response<ChannelInfo>, Status> {
         self.authorize(&req)?;
-        let block = Block::decode(&req.into_inner().genesis_block[..]).map_err(|e| {
-            Status::invalid_argument(format!("genesis_block does not decode as a block: {e}"))
-        })?;
+        let block = genesis_of(&req.into_inner().genesis_block)?;
         let reg = self.reg.clone();
-        let joined = tokio::task::spawn_blocking(move || reg.join(block))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
-        match joined {
-            Ok(ch) => {
-                tracing::info!(channel = ch.channel_id(), peer = %self.reg.name, "joined channel");
-                Ok(Response::new(info(&ch)))
-            }
-            Err(JoinError::AlreadyJoined(c)) => Err(Status::already_exists(format!(
-                "channel {c} is already joined"
-            ))),
-            Err(JoinError::Invalid(m)) => Err(Status::invalid_argument(m)),
-            Err(e @ JoinError::Internal(_)) => Err(Status::internal(e.to_string())),
-        }
+        let ch = join(move || reg.join(block)).await?;
+        tracing::info!(channel = ch.channel_id(), peer = %self.reg.name, "joined channel");
+        Ok(Response::new(info(&ch)))
     }
 
     async fn list_channels(

@@ -14,34 +14,21 @@ use crate::identity::SigningIdentity;
 use crate::proto::admin::admin_server::AdminServer;
 use crate::proto::peer::endorser_server::EndorserServer;
 use crate::proto::peer::events_server::EventsServer;
-use crate::tls::TlsMaterial;
 
 const MAX_MESSAGE: usize = 256 << 20;
 
 /// Serves until `shutdown` resolves.
 pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-    let tls = TlsMaterial::load(&cfg.tls)?;
     let id = cfg.identity.as_ref().context(
         "a peer needs `identity: {cert, key}` in its config: the signing certificate (OU=peer) its endorsements are made with",
     )?;
     let signer = SigningIdentity::load(&cfg.msp_id, &id.cert, &id.key)
         .with_context(|| format!("identity {}", id.cert.display()))?;
-    let admin_root = std::fs::read(&cfg.tls.admin_root_ca).with_context(|| {
-        format!(
-            "cannot read tls.adminRootCA {}",
-            cfg.tls.admin_root_ca.display()
-        )
-    })?;
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create dataDir {}", cfg.data_dir.display()))?;
-    let listener = tokio::net::TcpListener::bind(&cfg.listen_address)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (is the port in use?)",
-                cfg.listen_address
-            )
-        })?;
+    let crate::serve::Prepared {
+        tls,
+        admin_root,
+        listener,
+    } = crate::serve::prepare(&cfg).await?;
     let server_tls = tls.server_config();
     let runtime = tokio::runtime::Handle::current();
     let (name, data_dir) = (cfg.name.clone(), cfg.data_dir.clone());
