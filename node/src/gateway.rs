@@ -213,6 +213,34 @@ impl Client {
         args: &[String],
         timeout: Duration,
     ) -> anyhow::Result<Outcome> {
+        self.submit_transaction_retrying(
+            peers,
+            orderers,
+            channel,
+            chaincode,
+            args,
+            timeout,
+            Duration::ZERO,
+        )
+        .await
+    }
+
+    /// Like [`Client::submit_transaction`], but while the ordering service is unavailable
+    /// (an election) the same envelope is sent again for up to `retry_for`. Resending the
+    /// same transaction is safe where a new one is not: an attempt answered "unavailable" may
+    /// still have been ordered, and orderers and peers drop a second copy of one tx id, while
+    /// a freshly endorsed retry would be a second transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn submit_transaction_retrying(
+        &self,
+        peers: &[String],
+        orderers: &[String],
+        channel: &str,
+        chaincode: &str,
+        args: &[String],
+        timeout: Duration,
+        retry_for: Duration,
+    ) -> anyhow::Result<Outcome> {
         let call = self.proposal(channel, chaincode, args)?;
         let responses = self.endorse(peers, &call).await?;
         let env = self.endorsed_envelope(&call, &responses, peers)?;
@@ -222,7 +250,19 @@ impl Client {
         for p in peers {
             streams.push(self.commit_events(p, channel, None).await?);
         }
-        self.order(orderers, &env).await?;
+        let started = std::time::Instant::now();
+        loop {
+            match self.order(orderers, &env).await {
+                Ok(()) => break,
+                Err(e)
+                    if started.elapsed() < retry_for
+                        && format!("{e:#}").contains("unavailable") =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let tx_id = call.tx_id();
         let outcomes = join_all(peers.iter().zip(streams).map(|(p, events)| async move {
             wait_for(events, tx_id, timeout)

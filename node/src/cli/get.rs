@@ -290,7 +290,10 @@ pub fn rows(net: &LocalNetwork, resource: Resource, st: &Statuses) -> Vec<Row> {
                     .collect();
                 let answers: Vec<&ChannelStatus> =
                     mine.iter().filter_map(|c| get(&p.name, &c.name)).collect();
-                let ready = !mine.is_empty() && answers.len() == mine.len();
+                // Ready: it answers for every channel of its organisation and commits.
+                let ready = !mine.is_empty()
+                    && answers.len() == mine.len()
+                    && answers.iter().all(|s| s.commit_error.is_empty());
                 let cells = vec![
                     p.name.clone(),
                     p.msp_id.clone(),

@@ -134,6 +134,7 @@ pub fn peer_status_json(r: &StatusRow) -> serde_json::Value {
             "height": s.height,
             "commitHash": hex::encode(&s.commit_hash),
             "orderer": s.orderer_endpoint,
+            "commitError": s.commit_error,
         }),
         None => json!({"address": r.address, "error": r.error}),
     }

@@ -242,16 +242,19 @@ impl<W: Write> Lab<'_, W> {
             .with_context(|| format!("{text:?} is not a number"))
     }
 
-    async fn invoke(&mut self) -> anyhow::Result<Outcome> {
+    /// Invoke a b 10; with `retry_for`, the same transaction is sent again while the
+    /// ordering service is electing a leader.
+    async fn invoke_retrying(&mut self, retry_for: Duration) -> anyhow::Result<Outcome> {
         let o = self
             .client
-            .submit_transaction(
+            .submit_transaction_retrying(
                 &self.endorsers(),
                 &self.orderers(),
                 CHANNEL,
                 CONTRACT,
                 &["invoke".into(), "a".into(), "b".into(), "10".into()],
                 STEP_TIMEOUT,
+                retry_for,
             )
             .await?;
         self.say(format!(
@@ -265,6 +268,10 @@ impl<W: Write> Lab<'_, W> {
             o.code.as_str_name()
         );
         Ok(o)
+    }
+
+    async fn invoke(&mut self) -> anyhow::Result<Outcome> {
+        self.invoke_retrying(Duration::ZERO).await
     }
 
     /// Query a (expect `before`), invoke, query on the other organisation (expect -10).
@@ -379,19 +386,7 @@ impl<W: Write> Lab<'_, W> {
         self.elections
             .push((format!("after starting {back}"), took));
         // The first invoke may still meet the end of the election.
-        let started = Instant::now();
-        loop {
-            match self.invoke().await {
-                Ok(_) => break,
-                Err(e)
-                    if started.elapsed() < STEP_TIMEOUT
-                        && format!("{e:#}").contains("unavailable") =>
-                {
-                    tokio::time::sleep(Duration::from_millis(250)).await
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.invoke_retrying(STEP_TIMEOUT).await?;
         let a = self.query("peer1.org2").await?;
         anyhow::ensure!(a == 60, "a is {a}, expected 60");
         Ok(())

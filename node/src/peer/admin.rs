@@ -46,6 +46,7 @@ fn to_proto(ch: &PeerChannel, node: &str, s: &PeerStatus) -> ChannelStatus {
         last_block_hash: s.last_hash.clone(),
         commit_hash: s.commit_hash.clone(),
         orderer_endpoint: s.orderer.clone(),
+        commit_error: s.commit_error.clone(),
         ..Default::default()
     }
 }

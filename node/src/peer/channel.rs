@@ -38,6 +38,8 @@ pub struct PeerStatus {
     pub commit_hash: Vec<u8>,
     /// The orderer blocks are pulled from; empty while connecting.
     pub orderer: String,
+    /// Why the next block cannot be committed; empty when commits succeed.
+    pub commit_error: String,
 }
 
 pub struct PeerChannel {
@@ -234,7 +236,7 @@ fn commit_loop(ch: &Arc<PeerChannel>, mut rx: mpsc::Receiver<Block>) {
                     tracing::debug!(channel = %ch.channel_id(), block = number,
                         txs = fb.transactions.len(), valid, queued = rx.len(),
                         ms = started.elapsed().as_millis() as u64, "committed block");
-                    if let Err(e) = ch.publish(|_| {}) {
+                    if let Err(e) = ch.publish(|s| s.commit_error.clear()) {
                         tracing::error!(channel = %ch.channel_id(), "status: {e:#}");
                     }
                     break;
@@ -248,6 +250,12 @@ fn commit_loop(ch: &Arc<PeerChannel>, mut rx: mpsc::Receiver<Block>) {
             };
             tracing::error!(channel = %ch.channel_id(), block = number,
                 "cannot commit block: {error}; retrying in {backoff:?}");
+            let shown = format!("block {number}: {error}");
+            ch.status.send_if_modified(|s| {
+                let changed = s.commit_error != shown;
+                s.commit_error = shown;
+                changed
+            });
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }

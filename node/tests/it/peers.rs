@@ -63,30 +63,21 @@ impl Lab {
         lab
     }
 
-    /// Submits through both organisations' peer0, retrying while the ordering service is
-    /// electing a leader.
+    /// Submits through both organisations' peer0, sending the same transaction again while
+    /// the ordering service is electing a leader.
     async fn submit_retry(
         &self,
         client: &Client,
         chaincode: &str,
         args: &[String],
     ) -> raftnet_node::gateway::Outcome {
-        let started = Instant::now();
         let (peers, orderers, channel) = (self.endorsers(), self.orderers(), self.net.channel());
-        loop {
-            match client
-                .submit_transaction(&peers, &orderers, &channel, chaincode, args, TIMEOUT)
-                .await
-            {
-                Ok(o) => return o,
-                Err(e)
-                    if started.elapsed() < TIMEOUT && format!("{e:#}").contains("unavailable") =>
-                {
-                    tokio::time::sleep(Duration::from_millis(200)).await
-                }
-                Err(e) => panic!("submit failed: {e:#}"),
-            }
-        }
+        client
+            .submit_transaction_retrying(
+                &peers, &orderers, &channel, chaincode, args, TIMEOUT, TIMEOUT,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("submit failed: {e:#}"))
     }
 
     async fn invoke_retry(&self, args: &[&str]) -> raftnet_node::gateway::Outcome {
