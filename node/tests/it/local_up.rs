@@ -91,6 +91,38 @@ async fn up_down_up_keeps_the_ledger_and_state() {
         .unwrap();
     assert!(put.is_valid(), "{put:?}");
 
+    // `raftnet get` shows who leads, live; stop and start act on one node.
+    let orderers_now = get(data, "orderers");
+    assert_eq!(orderers_now.len(), 3, "{orderers_now:?}");
+    let leaders: Vec<&serde_json::Value> = orderers_now
+        .iter()
+        .filter(|r| r["role"] == "Leader")
+        .collect();
+    assert_eq!(leaders.len(), 1, "{orderers_now:?}");
+    assert!(
+        orderers_now.iter().all(|r| r["ready"] == "True"),
+        "{orderers_now:?}"
+    );
+    let follower = orderers_now
+        .iter()
+        .find(|r| r["role"] == "Follower")
+        .and_then(|r| r["name"].as_str())
+        .unwrap()
+        .to_string();
+    raftnet(data, &["stop", &follower]);
+    let network = &get(data, "networks")[0];
+    assert_eq!(network["orderers"], "2/3", "{network}");
+    assert_eq!(network["quorum"], "Degraded", "{network}");
+    raftnet(data, &["start", &follower]);
+    let started = std::time::Instant::now();
+    while get(data, "networks")[0]["quorum"] != "Healthy" {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{follower} did not rejoin"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Again on a running network: nothing to do.
     let again = net.up().await.unwrap();
     assert!(
@@ -132,6 +164,30 @@ async fn up_down_up_keeps_the_ledger_and_state() {
         .await
         .unwrap();
     assert_eq!(got, b"blue");
+}
+
+/// Runs `raftnet ARGS --data-dir DATA`, which must succeed; returns its stdout.
+fn raftnet(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_raftnet"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "raftnet {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// `raftnet get WHAT -o json`, one JSON object per row.
+fn get(data: &Path, what: &str) -> Vec<serde_json::Value> {
+    raftnet(data, &["get", what, "-o", "json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
