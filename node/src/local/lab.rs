@@ -21,6 +21,22 @@ const CHANNEL: &str = "mychannel";
 const CONTRACT: &str = "mycc";
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The seed lab's steps, as `seed-lab.md` numbers them.
+const STEPS: [&str; 12] = [
+    "Generate the crypto material of every organisation",
+    "The ordering service's Raft options (Fabric's defaults)",
+    "The genesis block of channel mychannel",
+    "Start 5 orderers and 4 peers",
+    "Create mychannel on the orderers; a Raft leader is elected",
+    "Join the peers of Org1 and Org2 to mychannel",
+    "Instantiate mycc (example02) with AND('Org1MSP.peer','Org2MSP.peer')",
+    "Query a (100); invoke a b 10 with both organisations; query a (90)",
+    "Stop the Raft leader; another orderer is elected",
+    "With one orderer down invoke and query work; stop the new leader too: a third is elected, and it still works",
+    "Stop a third orderer (3 of 5 down): no leader; queries answer, invokes fail",
+    "Start one stopped orderer: a leader is elected and invokes work again",
+];
+
 struct Lab<'o, W: Write> {
     net: LocalNetwork,
     out: &'o mut W,
@@ -83,42 +99,36 @@ impl<W: Write> Lab<'_, W> {
         let _ = writeln!(self.out, "        {}", text.as_ref());
     }
 
-    /// Runs one step; a failed step ends the lab (the later steps build on it).
-    async fn step<F>(&mut self, n: usize, title: &str, f: F) -> bool
-    where
-        F: AsyncFnOnce(&mut Self) -> anyhow::Result<()>,
-    {
-        let _ = writeln!(self.out, "Step {n:>2}  {title}");
-        let r = f(self).await.map_err(|e| format!("{e:#}"));
-        let _ = match &r {
-            Ok(()) => writeln!(self.out, "        PASS\n"),
-            Err(e) => writeln!(self.out, "        FAIL: {e}\n"),
-        };
-        let ok = r.is_ok();
-        self.results.push((n, title.to_string(), r));
-        ok
-    }
-
+    /// Plays the steps in order; a failed step ends the lab (the later steps build on it).
     async fn play(&mut self) {
-        if !self.step(1, "Generate the crypto material of every organisation", async |l| l.crypto()).await
-            || !self.step(2, "The ordering service's Raft options (Fabric's defaults)", async |l| l.raft_options()).await
-            || !self.step(3, "The genesis block of channel mychannel", async |l| l.channel_block()).await
-            || !self.step(4, "Start 5 orderers and 4 peers", async |l| l.start().await).await
-            || !self.step(5, "Create mychannel on the orderers; a Raft leader is elected", async |l| l.create_channel().await).await
-            || !self.step(6, "Join the peers of Org1 and Org2 to mychannel", async |l| l.join_peers().await).await
-            || !self.step(7, "Instantiate mycc (example02) with AND('Org1MSP.peer','Org2MSP.peer')", async |l| l.instantiate().await).await
-            || !self.step(8, "Query a (100); invoke a b 10 with both organisations; query a (90)", async |l| l.query_invoke_query(100).await).await
-            || !self.step(9, "Stop the Raft leader; another orderer is elected", async |l| l.kill_leader().await).await
-            || !self.step(10, "With one orderer down invoke and query work; stop the new leader too: a third is elected, and it still works", async |l| l.second_leader().await).await
-            || !self.step(11, "Stop a third orderer (3 of 5 down): no leader; queries answer, invokes fail", async |l| l.lose_quorum().await).await
-            || !self.step(12, "Start one stopped orderer: a leader is elected and invokes work again", async |l| l.recover().await).await
-        {
-            let done: Vec<usize> = self.results.iter().map(|(n, _, _)| *n).collect();
-            for n in 1..=12 {
-                if !done.contains(&n) {
-                    self.results.push((n, "not run".into(), Err("an earlier step failed".into())));
-                }
+        for (i, title) in STEPS.iter().enumerate() {
+            let n = i + 1;
+            if self.results.iter().any(|(_, _, r)| r.is_err()) {
+                let skipped = Err("not run: an earlier step failed".to_string());
+                self.results.push((n, title.to_string(), skipped));
+                continue;
             }
+            let _ = writeln!(self.out, "Step {n:>2}  {title}");
+            let r = match n {
+                1 => self.crypto(),
+                2 => self.raft_options(),
+                3 => self.channel_block(),
+                4 => self.start().await,
+                5 => self.create_channel().await,
+                6 => self.join_peers().await,
+                7 => self.instantiate().await,
+                8 => self.query_invoke_query(100).await,
+                9 => self.kill_leader().await,
+                10 => self.second_leader().await,
+                11 => self.lose_quorum().await,
+                _ => self.recover().await,
+            }
+            .map_err(|e| format!("{e:#}"));
+            let _ = match &r {
+                Ok(()) => writeln!(self.out, "        PASS\n"),
+                Err(e) => writeln!(self.out, "        FAIL: {e}\n"),
+            };
+            self.results.push((n, title.to_string(), r));
         }
     }
 
