@@ -9,13 +9,26 @@ use tonic::{Request, Status};
 
 use prost::Message;
 
+use anyhow::Context;
+
 use crate::identity::{MspSet, Role};
 use crate::orderer::registrar::JoinError;
 use crate::proto::admin::ChannelStatus;
 use crate::proto::common::Block;
+use crate::proto::common::Organization;
 use crate::tls::peer_cert;
 
 pub type StatusStream = Pin<Box<dyn Stream<Item = Result<ChannelStatus, Status>> + Send>>;
+
+/// The node's own organisation as far as admin calls go: its TLS root (`tls.adminRootCA`).
+pub fn own_org(msp_id: &str, admin_root_pem: Vec<u8>) -> anyhow::Result<MspSet> {
+    MspSet::new(&[Organization {
+        msp_id: msp_id.to_string(),
+        root_cert_pem: admin_root_pem.clone(),
+        tls_root_cert_pem: admin_root_pem,
+    }])
+    .context("tls.adminRootCA")
+}
 
 /// Admin calls need a TLS client certificate with OU=admin from the node's own organisation
 /// (`own_org` holds its TLS root).

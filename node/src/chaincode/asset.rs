@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::{check_key, Contract, ContractError, ContractResult, Stub};
+use super::{check_key, expect_args, Contract, ContractError, ContractResult, Stub};
 
 pub struct Asset;
 
@@ -83,22 +83,6 @@ impl Contract for Asset {
 fn existing(stub: &mut dyn Stub, key: &str) -> ContractResult {
     stub.get_state(key)?
         .ok_or_else(|| ContractError::new(format!("asset \"{key}\" does not exist")))
-}
-
-/// The arguments as an array of `N`, or an error saying what `function` expects.
-fn expect_args<'a, const N: usize>(
-    function: &str,
-    args: &'a [String],
-    usage: &str,
-) -> Result<[&'a str; N], ContractError> {
-    if args.len() != N {
-        let plural = if N == 1 { "" } else { "s" };
-        return Err(ContractError::new(format!(
-            "{function} needs {N} argument{plural}: {usage}; got {}",
-            args.len()
-        )));
-    }
-    Ok(std::array::from_fn(|i| args[i].as_str()))
 }
 
 #[cfg(test)]

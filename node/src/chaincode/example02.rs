@@ -5,7 +5,7 @@
 //! account. Balances are stored as decimal strings, as in Fabric, so that state written by
 //! one implementation reads the same in another.
 
-use super::{check_key, Contract, ContractError, ContractResult, Stub};
+use super::{check_key, expect_args, Contract, ContractError, ContractResult, Stub};
 
 pub struct Example02;
 
@@ -132,22 +132,6 @@ fn balance(stub: &mut dyn Stub, name: &str) -> Result<i64, ContractError> {
 /// An account name must be a valid key; the error says which account was refused.
 fn check_account_name(name: &str) -> Result<(), ContractError> {
     check_key(name).map_err(|e| ContractError::new(format!("account name \"{name}\": {e}")))
-}
-
-/// The arguments as an array of `N`, or an error saying what `function` expects.
-fn expect_args<'a, const N: usize>(
-    function: &str,
-    args: &'a [String],
-    usage: &str,
-) -> Result<[&'a str; N], ContractError> {
-    if args.len() != N {
-        let plural = if N == 1 { "" } else { "s" };
-        return Err(ContractError::new(format!(
-            "{function} needs {N} argument{plural}: {usage}; got {}",
-            args.len()
-        )));
-    }
-    Ok(std::array::from_fn(|i| args[i].as_str()))
 }
 
 #[cfg(test)]

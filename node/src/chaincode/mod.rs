@@ -60,6 +60,22 @@ pub fn builtin(name: &str) -> Option<&'static dyn Contract> {
     }
 }
 
+/// The arguments as an array of `N`, or an error saying what `function` expects.
+pub fn expect_args<'a, const N: usize>(
+    function: &str,
+    args: &'a [String],
+    usage: &str,
+) -> Result<[&'a str; N], ContractError> {
+    if args.len() != N {
+        let plural = if N == 1 { "" } else { "s" };
+        return Err(ContractError::new(format!(
+            "{function} needs {N} argument{plural}: {usage}; got {}",
+            args.len()
+        )));
+    }
+    Ok(std::array::from_fn(|i| args[i].as_str()))
+}
+
 /// A key must be usable in every store and on every command line.
 pub fn check_key(key: &str) -> Result<(), ContractError> {
     if key.is_empty() {

@@ -13,7 +13,7 @@ use super::forwarder::Forwarder;
 use super::transport::Transport;
 use crate::identity::{MspSet, Policy};
 use crate::ledger::channel_config;
-use crate::proto::common::{Block, ChannelConfig, Organization};
+use crate::proto::common::{Block, ChannelConfig};
 use crate::tls::{pem_to_der, TlsMaterial};
 
 pub struct Registrar {
@@ -51,12 +51,7 @@ impl Registrar {
         runtime: tokio::runtime::Handle,
     ) -> anyhow::Result<Arc<Self>> {
         let tls_der = pem_to_der(&tls.cert_pem).context("TLS certificate is not PEM")?;
-        let own_org = MspSet::new(&[Organization {
-            msp_id: msp_id.to_string(),
-            root_cert_pem: admin_root_pem.clone(),
-            tls_root_cert_pem: admin_root_pem,
-        }])
-        .context("tls.adminRootCA")?;
+        let own_org = crate::adminapi::own_org(msp_id, admin_root_pem)?;
         let reg = Arc::new(Self {
             name: name.to_string(),
             msp_id: msp_id.to_string(),

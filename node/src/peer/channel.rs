@@ -93,7 +93,7 @@ impl PeerChannel {
             commit_thread: Mutex::new(None),
         });
         if ch.store.height() == 0 {
-            commit_block(&ch, genesis.clone()).context("committing the genesis block")?;
+            commit_block(&ch, genesis).context("committing the genesis block")?;
         }
         ch.publish(|_| {})?;
         Ok(ch)
@@ -227,9 +227,8 @@ fn commit_loop(ch: &Arc<PeerChannel>, mut rx: mpsc::Receiver<Block>) {
                 return;
             }
             let started = Instant::now();
-            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                commit_block(ch, block.clone())
-            }));
+            let attempt =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit_block(ch, &block)));
             let error = match attempt {
                 Ok(Ok(fb)) => {
                     let valid = fb.transactions.iter().filter(|t| t.code == 0).count();

@@ -22,34 +22,35 @@ use crate::proto::peer::{
 };
 
 /// Validates and commits the next block of `ch`; returns what clients are told about it.
-pub fn commit_block(ch: &PeerChannel, mut block: Block) -> anyhow::Result<FilteredBlock> {
+pub fn commit_block(ch: &PeerChannel, block: &Block) -> anyhow::Result<FilteredBlock> {
     let header = block.header.clone().unwrap_or_default();
     let number = header.number;
-    let txs = block.data.take().unwrap_or_default();
+    let txs: &[Vec<u8>] = block
+        .data
+        .as_ref()
+        .map(|d| &d.transactions[..])
+        .unwrap_or(&[]);
     anyhow::ensure!(
-        header.data_hash == data_hash(&txs.transactions),
+        header.data_hash == data_hash(txs),
         "block {number}: data hash does not match its transactions"
     );
 
     let state = StateReader::new(ch.db.begin_read()?);
     let verdicts: Vec<Verdict> = if number == 0 {
         // The genesis block is the channel's configuration, trusted by joining it.
-        crate::ledger::tx_ids(&Block {
-            data: Some(txs.clone()),
-            ..Default::default()
-        })
-        .into_iter()
-        .map(|id| Verdict {
-            tx_id: Some(id),
-            spends_tx_id: true,
-            code: Code::Valid,
-            reason: String::new(),
-            rwset: None,
-        })
-        .collect()
+        crate::ledger::tx_ids(block)
+            .into_iter()
+            .map(|id| Verdict {
+                tx_id: Some(id),
+                spends_tx_id: true,
+                code: Code::Valid,
+                reason: String::new(),
+                rwset: None,
+            })
+            .collect()
     } else {
         let mut v = BlockValidator::new(&ch.rules, &state);
-        prechecked(&ch.rules, &txs.transactions)
+        prechecked(&ch.rules, txs)
             .into_iter()
             .map(|p| v.validate(p))
             .collect::<anyhow::Result<_>>()?
@@ -65,12 +66,10 @@ pub fn commit_block(ch: &PeerChannel, mut block: Block) -> anyhow::Result<Filter
     drop(state);
     let commit_hash = commit_hash(&prev_commit_hash, number, &verdicts);
 
-    block.data = Some(txs);
-    let filter: Vec<u8> = verdicts.iter().map(|v| v.code as i32 as u8).collect();
-    let meta = block.metadata.get_or_insert_with(BlockMetadata::default);
-    meta.transactions_filter = filter;
+    let mut meta = block.metadata.clone().unwrap_or_default();
+    meta.transactions_filter = verdicts.iter().map(|v| v.code as i32 as u8).collect();
     meta.commit_hash = commit_hash.clone();
-    let encoded = block.encode_to_vec();
+    let encoded = encode_with_metadata(block, &meta);
 
     let valid_ids: Vec<String> = verdicts
         .iter()
@@ -81,7 +80,7 @@ pub fn commit_block(ch: &PeerChannel, mut block: Block) -> anyhow::Result<Filter
     txn.set_durability(ch.durability());
     let tip = ch
         .store
-        .append(&txn, &block, &encoded, &valid_ids, &ch.store.tip())?;
+        .append(&txn, block, &encoded, &valid_ids, &ch.store.tip())?;
     {
         let w = StateWriter::new(&txn);
         for (i, v) in verdicts.iter().enumerate() {
@@ -122,6 +121,22 @@ pub fn commit_block(ch: &PeerChannel, mut block: Block) -> anyhow::Result<Filter
     ch.remember(fb.clone());
     ch.store.committed(tip);
     Ok(fb)
+}
+
+/// The block as this peer stores it: header and transactions as ordered, with the peer's
+/// metadata (the verdicts and the commit hash). Encoded field by field, as prost would encode
+/// the whole block, so that the transactions are not copied into a second block first.
+fn encode_with_metadata(block: &Block, meta: &BlockMetadata) -> Vec<u8> {
+    use prost::encoding::message;
+    let mut buf = Vec::with_capacity(block.encoded_len() + meta.encoded_len() + 8);
+    if let Some(h) = &block.header {
+        message::encode(1, h, &mut buf);
+    }
+    if let Some(d) = &block.data {
+        message::encode(2, d, &mut buf);
+    }
+    message::encode(3, meta, &mut buf);
+    buf
 }
 
 /// Fewer transactions than this are checked on the commit thread alone.
@@ -189,4 +204,26 @@ fn commit_hash(prev: &[u8], number: u64, verdicts: &[Verdict]) -> Vec<u8> {
         }
     }
     ctx.finish().as_ref().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::new_block;
+
+    #[test]
+    fn stored_block_encodes_as_prost_would() {
+        let block = new_block(3, vec![1; 32], vec![b"tx0".to_vec(), b"tx1".to_vec()]);
+        let meta = BlockMetadata {
+            raft_term: 2,
+            transactions_filter: vec![0, 11],
+            commit_hash: vec![9; 32],
+            ..Default::default()
+        };
+        let whole = Block {
+            metadata: Some(meta.clone()),
+            ..block.clone()
+        };
+        assert_eq!(encode_with_metadata(&block, &meta), whole.encode_to_vec());
+    }
 }

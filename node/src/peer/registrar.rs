@@ -12,7 +12,7 @@ use super::channel::PeerChannel;
 use crate::identity::{MspSet, SigningIdentity};
 use crate::ledger::channel_config;
 use crate::orderer::registrar::{check_config, JoinError};
-use crate::proto::common::{Block, Organization};
+use crate::proto::common::Block;
 use crate::tls::TlsMaterial;
 
 const GENESIS_FILE: &str = "genesis.block";
@@ -40,12 +40,7 @@ impl PeerRegistrar {
         runtime: tokio::runtime::Handle,
     ) -> anyhow::Result<Arc<Self>> {
         let msp_id = signer.msp_id().to_string();
-        let own_org = MspSet::new(&[Organization {
-            msp_id: msp_id.clone(),
-            root_cert_pem: admin_root_pem.clone(),
-            tls_root_cert_pem: admin_root_pem,
-        }])
-        .context("tls.adminRootCA")?;
+        let own_org = crate::adminapi::own_org(&msp_id, admin_root_pem)?;
         let reg = Arc::new(Self {
             name: name.to_string(),
             msp_id,

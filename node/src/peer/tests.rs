@@ -87,7 +87,7 @@ impl Fixture {
             tip.last_hash,
             envs.iter().map(|e| e.encode_to_vec()).collect(),
         );
-        commit_block(&self.ch, block).unwrap()
+        commit_block(&self.ch, &block).unwrap()
     }
 
     fn deploy(&self, name: &str, contract: &str, init: &[&str]) {
