@@ -15,13 +15,14 @@ use ring::digest::{Context, SHA256};
 use super::channel::PeerChannel;
 use super::statedb::{StateReader, StateWriter, TxRecord};
 use super::validator::{precheck, BlockValidator, ChannelRules, Prechecked, Verdict};
-use crate::ledger::data_hash;
 use crate::proto::common::{Block, BlockMetadata};
 use crate::proto::peer::{
     FilteredBlock, FilteredTransaction, TxReadWriteSet, TxValidationCode as Code, Version,
 };
 
 /// Validates and commits the next block of `ch`; returns what clients are told about it.
+/// The block must already be checked against the chain (number, previous hash, data hash):
+/// the deliver client does it as blocks arrive, so that a bad orderer is left at once.
 pub fn commit_block(ch: &PeerChannel, block: &Block) -> anyhow::Result<FilteredBlock> {
     let header = block.header.clone().unwrap_or_default();
     let number = header.number;
@@ -30,11 +31,6 @@ pub fn commit_block(ch: &PeerChannel, block: &Block) -> anyhow::Result<FilteredB
         .as_ref()
         .map(|d| &d.transactions[..])
         .unwrap_or(&[]);
-    anyhow::ensure!(
-        header.data_hash == data_hash(txs),
-        "block {number}: data hash does not match its transactions"
-    );
-
     let state = StateReader::new(ch.db.begin_read()?);
     let verdicts: Vec<Verdict> = if number == 0 {
         // The genesis block is the channel's configuration, trusted by joining it.
