@@ -35,7 +35,7 @@ use crate::problems::Problems;
         name = "ROLE",
         type_ = "string",
         json_path = ".status.role",
-        description = "Leader, Follower, Candidate or Unavailable"
+        description = "Leader, Follower, Candidate, Halted or Unavailable"
     ),
     printcolumn(
         name = "LEADER",
@@ -90,7 +90,7 @@ pub struct OrdererStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// `Leader`, `Follower`, `Candidate` or `Unavailable` (see `status::role`).
+    /// `Leader`, `Follower`, `Candidate`, `Halted` or `Unavailable` (see `status::role`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
 

@@ -26,6 +26,9 @@ pub mod role {
     pub const FOLLOWER: &str = "Follower";
     /// Campaigns for leadership.
     pub const CANDIDATE: &str = "Candidate";
+    /// Its chain stopped (a storage failure): it answers, but takes no part in Raft until
+    /// restarted. The reason is in the `Ready` condition's message.
+    pub const HALTED: &str = "Halted";
     /// Does not answer.
     pub const UNAVAILABLE: &str = "Unavailable";
 }

@@ -13,7 +13,7 @@ use anyhow::Context;
 
 use crate::identity::{MspSet, Role};
 use crate::orderer::registrar::JoinError;
-use crate::proto::admin::ChannelStatus;
+use crate::proto::admin::{CertificateInfo, ChannelStatus, NodeInfoResponse};
 use crate::proto::common::Block;
 use crate::proto::common::Organization;
 use crate::tls::peer_cert;
@@ -86,5 +86,35 @@ pub async fn join<T: Send + 'static>(
         ))),
         Err(JoinError::Invalid(m)) => Err(Status::invalid_argument(m)),
         Err(e @ JoinError::Internal(_)) => Err(Status::internal(e.to_string())),
+    }
+}
+
+/// What `NodeInfo` reports of a certificate (PEM or DER); None when it does not parse.
+pub fn certificate_info(usage: &str, cert: &[u8]) -> Option<CertificateInfo> {
+    let der = crate::tls::pem_to_der(cert).unwrap_or_else(|| cert.to_vec());
+    let (_, c) = x509_parser::parse_x509_certificate(&der).ok()?;
+    Some(CertificateInfo {
+        usage: usage.to_string(),
+        subject: c.subject().to_string(),
+        not_before: c.validity().not_before.timestamp(),
+        not_after: c.validity().not_after.timestamp(),
+    })
+}
+
+/// The `NodeInfo` answer of a node.
+pub fn node_info(
+    name: &str,
+    msp_id: &str,
+    role: &str,
+    certificates: Vec<CertificateInfo>,
+    channels: Vec<String>,
+) -> NodeInfoResponse {
+    NodeInfoResponse {
+        name: name.to_string(),
+        msp_id: msp_id.to_string(),
+        role: role.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        certificates,
+        channels,
     }
 }

@@ -231,6 +231,52 @@ impl Client {
             .into_inner())
     }
 
+    /// Who the node is and when its certificates expire.
+    pub async fn node_info(
+        &self,
+        addr: &str,
+    ) -> anyhow::Result<crate::proto::admin::NodeInfoResponse> {
+        Ok(self
+            .admin(addr)?
+            .node_info(crate::proto::admin::NodeInfoRequest {})
+            .await
+            .map_err(answered_by(addr))?
+            .into_inner())
+    }
+
+    /// Hands the channel's leadership over, asking the leader; `target` is a consenter's
+    /// name, or None for the most caught-up active one. `addr` is any orderer of the
+    /// channel: the leader is found through its status.
+    pub async fn transfer_leadership(
+        &self,
+        addr: &str,
+        channel: &str,
+        target: Option<&str>,
+    ) -> anyhow::Result<crate::proto::admin::TransferLeadershipResponse> {
+        let status = self.status(addr, channel).await?;
+        let leader = status
+            .consenters
+            .iter()
+            .find(|c| c.id == status.leader_id && status.leader_id != 0)
+            .with_context(|| {
+                format!("{addr}: channel {channel} has no leader now; nothing to hand over")
+            })?;
+        let endpoint = if leader.id == status.node_id {
+            addr.to_string()
+        } else {
+            leader.endpoint.clone()
+        };
+        Ok(self
+            .admin(&endpoint)?
+            .transfer_leadership(crate::proto::admin::TransferLeadershipRequest {
+                channel_id: channel.to_string(),
+                target: target.unwrap_or_default().to_string(),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("{} ({endpoint}): {}", leader.name, s.message()))?
+            .into_inner())
+    }
+
     pub async fn list_channels(
         &self,
         addr: &str,

@@ -17,6 +17,9 @@ pub struct NodeConfig {
     pub msp_id: String,
     /// One address for every service: broadcast, deliver, cluster and admin.
     pub listen_address: String,
+    /// The operations endpoint (plain HTTP): `/healthz`, `/readyz`, `/metrics`. None: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operations_address: Option<String>,
     /// Where the node keeps its ledgers and Raft logs.
     pub data_dir: PathBuf,
     pub tls: TlsFiles,

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod ledger;
 pub mod local;
 pub mod network;
+pub mod operations;
 pub mod orderer;
 pub mod peer;
 pub mod proto;

@@ -7,6 +7,17 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 
 use crate::config::NodeConfig;
+use crate::operations::{Operations, Readiness};
+
+/// Marks the node as not serving when dropped.
+struct NotServing<'a>(&'a Operations);
+
+impl Drop for NotServing<'_> {
+    fn drop(&mut self) {
+        self.0.set_serving(false);
+    }
+}
+
 use crate::tls::TlsMaterial;
 
 /// What every node needs before it serves: its TLS material, its organisation's TLS root
@@ -15,6 +26,8 @@ pub struct Prepared {
     pub tls: TlsMaterial,
     pub admin_root: Vec<u8>,
     pub listener: tokio::net::TcpListener,
+    /// The operations endpoint's listener, when the config names one.
+    pub operations: Option<tokio::net::TcpListener>,
 }
 
 /// Loads the TLS files, creates the data directory and binds the listen address; errors
@@ -37,10 +50,15 @@ pub async fn prepare(cfg: &NodeConfig) -> anyhow::Result<Prepared> {
                 cfg.listen_address
             )
         })?;
+    let operations = match &cfg.operations_address {
+        Some(address) => Some(Operations::bind(address).await?),
+        None => None,
+    };
     Ok(Prepared {
         tls,
         admin_root,
         listener,
+        operations,
     })
 }
 
@@ -48,21 +66,38 @@ pub async fn prepare(cfg: &NodeConfig) -> anyhow::Result<Prepared> {
 /// Deliver, events, status watches) do not end by themselves.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// Starts the operations endpoint, when the config names one, for a node whose channels
+/// `readiness` reports.
+pub fn start_operations(
+    listener: Option<tokio::net::TcpListener>,
+    readiness: std::sync::Arc<dyn Readiness>,
+) -> Operations {
+    let ops = Operations::new(readiness);
+    if let Some(l) = listener {
+        ops.spawn(l);
+    }
+    ops
+}
+
 /// Runs `server` (built with `serve_with_incoming_shutdown` on `stop_rx`'s counterpart)
 /// until it fails or `shutdown` resolves; then signals `stop` and waits [`SHUTDOWN_GRACE`]
-/// at most.
+/// at most. `ops` reports the server as serving meanwhile.
 pub async fn until_shutdown<S>(
     server: S,
     stop: oneshot::Sender<()>,
     shutdown: impl Future<Output = ()>,
+    ops: &Operations,
 ) -> anyhow::Result<()>
 where
     S: Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
 {
     let mut server = tokio::spawn(server);
+    ops.set_serving(true);
+    let _not_serving = NotServing(ops);
     tokio::select! {
         r = &mut server => Ok(r??),
         _ = shutdown => {
+            ops.set_serving(false);
             let _ = stop.send(());
             match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
                 Ok(r) => Ok(r??),

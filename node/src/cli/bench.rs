@@ -2,6 +2,8 @@
 //! client's side.
 
 mod e2e;
+pub mod load;
+mod restart;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -25,8 +27,12 @@ use crate::proto::common::{Envelope, Status};
 pub enum BenchCommand {
     /// Throughput and latency of acknowledged broadcasts.
     Ordering(OrderingArgs),
-    /// Time from kill -9 of the leader to the next acknowledged transaction.
+    /// Time from kill -9 of the leader to the next acknowledged transaction; with
+    /// `--planned`, SIGTERM of the leader under load (failed transactions, longest gap).
     Failover(FailoverArgs),
+    /// A rolling restart of every orderer under load, followers first and the leader last:
+    /// failed transactions and the longest gap between acknowledgements.
+    Rolling(restart::RollingArgs),
     /// Endorsed, ordered, validated and committed transactions on every peer.
     E2e(e2e::E2eArgs),
 }
@@ -65,6 +71,9 @@ pub struct FailoverArgs {
     pub orderers: usize,
     #[arg(long, default_value_t = 5)]
     pub kills: usize,
+    /// SIGTERM instead of SIGKILL, under load: the leader hands over first.
+    #[arg(long)]
+    pub planned: bool,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -74,7 +83,9 @@ pub struct FailoverArgs {
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ordering(a) => ordering(a).await,
+        BenchCommand::Failover(a) if a.planned => restart::planned_failover(a).await,
         BenchCommand::Failover(a) => failover(a).await,
+        BenchCommand::Rolling(a) => restart::rolling(a).await,
         BenchCommand::E2e(a) => e2e::run(a).await,
     }
 }

@@ -117,6 +117,22 @@ pub async fn channel(c: ChannelCommand) -> anyhow::Result<()> {
                 status(&client, kind, &addrs, &channel, output).await
             }
         }
+        ChannelCommand::TransferLeader {
+            orderer,
+            channel,
+            to,
+            identity,
+        } => {
+            let client = identity.client()?;
+            let done = client
+                .transfer_leadership(&orderer, &channel, to.as_deref())
+                .await?;
+            println!(
+                "channel {}: leadership moved from {} to {} (term {}) in {} ms",
+                done.channel_id, done.previous_leader, done.new_leader, done.term, done.elapsed_ms
+            );
+            Ok(())
+        }
     }
 }
 

@@ -280,6 +280,21 @@ pub enum ChannelCommand {
         #[arg(short = 'w', long)]
         watch: bool,
     },
+    /// Hand the channel's Raft leadership to another orderer (a planned handoff, e.g. before
+    /// a restart); returns once the new leader leads.
+    TransferLeader {
+        /// Any orderer of the channel: the leader is found through it.
+        #[arg(long, env = "ORDERER_ADDRESS", value_name = "ADDR")]
+        orderer: String,
+        /// Channel name.
+        #[arg(long, short = 'c', short_alias = 'C', visible_alias = "channelID")]
+        channel: String,
+        /// The orderer to hand over to (e.g. orderer3) [default: the most caught-up active one].
+        #[arg(long, value_name = "ORDERER")]
+        to: Option<String>,
+        #[command(flatten)]
+        identity: IdentityArg,
+    },
 }
 
 /// One orderer, one channel, and who is asking.

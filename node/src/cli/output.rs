@@ -12,11 +12,13 @@ pub fn table(header: &[&str]) -> Table {
 }
 
 pub fn role_name(s: &ChannelStatus) -> &'static str {
+    use raftnet_crds::status::role;
     match Role::try_from(s.role).unwrap_or(Role::Unspecified) {
-        Role::Leader => "Leader",
-        Role::Follower => "Follower",
-        Role::Candidate | Role::PreCandidate => "Candidate",
-        Role::Unspecified => "Unavailable",
+        Role::Leader => role::LEADER,
+        Role::Follower => role::FOLLOWER,
+        Role::Candidate | Role::PreCandidate => role::CANDIDATE,
+        Role::Halted => role::HALTED,
+        Role::Unspecified => role::UNAVAILABLE,
     }
 }
 

@@ -10,12 +10,7 @@ use anyhow::{bail, Context};
 use crate::client::Client;
 use crate::network::ordering::OrderingLayout;
 
-/// What a node process runs as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NodeKind {
-    Orderer,
-    Peer,
-}
+pub use crate::network::NodeKind;
 
 impl NodeKind {
     /// The `raftnet-node` subcommand that runs this kind of node.
@@ -43,6 +38,14 @@ impl LocalNode {
 
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
+    }
+
+    /// The address of its operations endpoint (`/healthz`, `/readyz`, `/metrics`), from its
+    /// config.
+    pub fn operations_address(&self) -> anyhow::Result<String> {
+        crate::config::NodeConfig::load(&self.config)?
+            .operations_address
+            .with_context(|| format!("{} has no operationsAddress", self.name))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Generates a network in a directory: an orderer organisation with N orderers, application
-//! organisations with their peers, admins and clients, node configs on free 127.0.0.1 ports,
-//! and a channel's genesis block.
+//! organisations with their peers, admins and clients, node configs (on free 127.0.0.1 ports,
+//! or on Kubernetes DNS names: see [`Addressing`]), and a channel's genesis block.
 //!
 //! ```text
 //! DIR/orgs/OrdererMSP/...          CAs, users/admin/profile.yaml
@@ -18,6 +18,7 @@ use prost::Message;
 
 use serde::{Deserialize, Serialize};
 
+use super::addressing::{Addressing, NodeAddress, NodeKind};
 use super::crypto::{write_file, OrgMaterial};
 use super::plan::{ChannelPlan, ContractPlan, NetworkPlan, OrgPlan};
 use crate::config::{NodeConfig, SigningFiles, TlsFiles};
@@ -155,16 +156,24 @@ impl OrderingSpec {
     }
 }
 
-pub use super::ports::free_ports;
-
 /// Generates the network of `spec` (one channel) under `dir`.
 pub fn generate(dir: &Path, spec: &OrderingSpec) -> anyhow::Result<OrderingLayout> {
     generate_network(dir, &spec.plan())
 }
 
-/// Generates a network under `dir`: every organisation's CAs and users, every node's
-/// certificates and config (on free ports), and every channel's genesis block.
+/// Generates a network under `dir` for this machine (127.0.0.1, free ports).
 pub fn generate_network(dir: &Path, plan: &NetworkPlan) -> anyhow::Result<NetworkLayout> {
+    generate_network_at(dir, plan, &Addressing::Local)
+}
+
+/// Generates a network under `dir`: every organisation's CAs and users, every node's
+/// certificates and config (addressed as `addressing` says), and every channel's genesis
+/// block.
+pub fn generate_network_at(
+    dir: &Path,
+    plan: &NetworkPlan,
+    addressing: &Addressing,
+) -> anyhow::Result<NetworkLayout> {
     anyhow::ensure!(plan.orderers >= 1, "orderers: need at least one orderer");
     anyhow::ensure!(
         !plan.orgs.is_empty(),
@@ -203,42 +212,45 @@ pub fn generate_network(dir: &Path, plan: &NetworkPlan) -> anyhow::Result<Networ
         }
     }
 
-    // One call for every node, so that no port is handed out twice.
-    let ports = free_ports(plan.orderers + peer_names.len())?;
-    let (orderer_ports, peer_ports) = ports.split_at(plan.orderers);
+    // Every node at once, so that no port is handed out twice.
+    let mut nodes: Vec<(String, NodeKind)> = (1..=plan.orderers)
+        .map(|k| (format!("orderer{k}"), NodeKind::Orderer))
+        .collect();
+    nodes.extend(peer_names.iter().map(|(_, n)| (n.clone(), NodeKind::Peer)));
+    let addresses = addressing.assign(&nodes)?;
+    let (orderer_addrs, peer_addrs) = addresses.split_at(plan.orderers);
 
     let mut consenters = Vec::new();
     let mut orderers = Vec::new();
-    for (i, port) in orderer_ports.iter().enumerate() {
+    for (i, addr) in orderer_addrs.iter().enumerate() {
         let name = format!("orderer{}", i + 1);
         let node_dir = dir.join("orderers").join(&name);
         let (cert, _key) =
-            orderer_org.node_tls(&name, Role::Orderer, &node_hosts(&name), &node_dir)?;
-        let address = format!("127.0.0.1:{port}");
-        let cfg = node_config(&name, &orderer_org, &address, &tls_roots);
+            orderer_org.node_tls(&name, Role::Orderer, &addr.tls_hosts, &node_dir)?;
+        let cfg = node_config(&name, &orderer_org, addr, &tls_roots);
         let config = write_node_config(&node_dir, &cfg)?;
         consenters.push(Consenter {
             id: i as u64 + 1,
             name: name.clone(),
-            host: "127.0.0.1".into(),
-            port: u32::from(*port),
+            host: addr.host.clone(),
+            port: u32::from(addr.port),
             msp_id: orderer_msp.into(),
             tls_cert_pem: std::fs::read(&cert)?,
         });
         orderers.push(OrdererEntry {
             name,
-            address,
+            address: addr.endpoint(),
             config,
         });
     }
 
     let mut peers = Vec::new();
-    for ((org, name), port) in peer_names.into_iter().zip(peer_ports) {
+    for ((org, name), addr) in peer_names.into_iter().zip(peer_addrs) {
         let node_dir = dir.join("peers").join(&name);
-        org.node_tls(&name, Role::Peer, &node_hosts(&name), &node_dir)?;
+        org.node_tls(&name, Role::Peer, &addr.tls_hosts, &node_dir)?;
         org.node_signing(&name, Role::Peer, &node_dir)?;
-        let address = format!("127.0.0.1:{port}");
-        let mut cfg = node_config(&name, org, &address, &tls_roots);
+        let address = addr.endpoint();
+        let mut cfg = node_config(&name, org, addr, &tls_roots);
         cfg.identity = Some(SigningFiles {
             cert: PathBuf::from("sign-cert.pem"),
             key: PathBuf::from("sign-key.pem"),
@@ -338,18 +350,19 @@ fn org_short_name(msp_id: &str) -> String {
     }
 }
 
-/// The names a node's TLS certificate is valid for.
-fn node_hosts(name: &str) -> Vec<String> {
-    vec!["localhost".into(), "127.0.0.1".into(), name.into()]
-}
-
-/// A node of `org` listening on `address`, with paths relative to its directory (as
+/// A node of `org` listening where `addr` says, with paths relative to its directory (as
 /// `node_tls` and `node_signing` write them) so that the directory can be moved.
-fn node_config(name: &str, org: &OrgMaterial, address: &str, tls_roots: &[PathBuf]) -> NodeConfig {
+fn node_config(
+    name: &str,
+    org: &OrgMaterial,
+    addr: &NodeAddress,
+    tls_roots: &[PathBuf],
+) -> NodeConfig {
     NodeConfig {
         name: name.to_string(),
         msp_id: org.msp_id.clone(),
-        listen_address: address.to_string(),
+        listen_address: addr.listen.clone(),
+        operations_address: Some(addr.operations.clone()),
         data_dir: PathBuf::from("data"),
         tls: TlsFiles {
             cert: PathBuf::from("tls-cert.pem"),
@@ -496,6 +509,81 @@ mod tests {
             admins.msp_ids(),
             orgs.iter().map(|m| m.to_string()).collect::<BTreeSet<_>>()
         );
+    }
+
+    /// The DNS names a certificate is valid for.
+    fn san_dns_names(pem_path: &Path) -> Vec<String> {
+        let pem = std::fs::read(pem_path).unwrap();
+        let der = crate::tls::pem_to_der(&pem).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let san = cert.subject_alternative_name().unwrap().unwrap();
+        san.value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cluster_dns_network_names_pods_in_endpoints_configs_and_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = OrderingSpec {
+            orderers: 3,
+            orgs: vec!["Org1MSP".into()],
+            peers_per_org: 1,
+            ..Default::default()
+        };
+        let layout =
+            generate_network_at(dir.path(), &spec.plan(), &Addressing::cluster("ledger")).unwrap();
+        let config = genesis_config(&layout);
+        assert_eq!(config.consenters.len(), 3);
+        for (c, o) in config.consenters.iter().zip(&layout.orderers) {
+            let fqdn = format!("{0}-0.{0}.ledger.svc.cluster.local", o.name);
+            assert_eq!((c.host.as_str(), c.port), (fqdn.as_str(), 7050));
+            assert_eq!(o.address, format!("{fqdn}:7050"));
+            let cfg = NodeConfig::load(&o.config).unwrap();
+            assert_eq!(cfg.listen_address, "0.0.0.0:7050");
+            assert_eq!(cfg.operations_address.as_deref(), Some("0.0.0.0:9443"));
+            let sans = san_dns_names(&cfg.tls.cert);
+            for name in [
+                fqdn.clone(),
+                format!("{0}-0.{0}", o.name),
+                format!("{0}-0.{0}.ledger", o.name),
+                format!("{}.ledger.svc", o.name),
+                o.name.clone(),
+                "localhost".into(),
+            ] {
+                assert!(sans.contains(&name), "{} lacks {name}: {sans:?}", o.name);
+            }
+            // The certificate in the genesis block is the one the orderer serves with.
+            assert_eq!(c.tls_cert_pem, std::fs::read(&cfg.tls.cert).unwrap());
+        }
+        let peer = &layout.peers[0];
+        assert_eq!(
+            peer.address,
+            "peer0-org1-0.peer0-org1.ledger.svc.cluster.local:7051"
+        );
+        let cfg = NodeConfig::load(&peer.config).unwrap();
+        assert_eq!(cfg.listen_address, "0.0.0.0:7051");
+        let sans = san_dns_names(&cfg.tls.cert);
+        assert!(sans.contains(&"peer0-org1-0.peer0-org1.ledger.svc.cluster.local".to_string()));
+        assert!(sans.contains(&"peer0.org1".to_string()), "{sans:?}");
+    }
+
+    #[test]
+    fn local_network_listens_on_loopback_with_an_operations_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = two_orgs(dir.path());
+        for o in &layout.orderers {
+            let cfg = NodeConfig::load(&o.config).unwrap();
+            assert!(cfg.listen_address.starts_with("127.0.0.1:"));
+            let ops = cfg.operations_address.expect("an operations address");
+            assert!(ops.starts_with("127.0.0.1:") && ops != cfg.listen_address);
+            assert!(san_dns_names(&cfg.tls.cert).contains(&"localhost".to_string()));
+        }
     }
 
     #[test]

@@ -5,11 +5,15 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::handoff::TransferError;
 use super::registrar::Registrar;
-use crate::adminapi::{authorize, genesis_of, join, status_stream, StatusStream};
+use crate::adminapi::{
+    authorize, certificate_info, genesis_of, join, node_info, status_stream, StatusStream,
+};
 use crate::proto::admin::{
     admin_server, ChannelInfo, ChannelStatus, ChannelStatusRequest, JoinChannelRequest,
-    ListChannelsRequest, ListChannelsResponse,
+    ListChannelsRequest, ListChannelsResponse, NodeInfoRequest, NodeInfoResponse,
+    TransferLeadershipRequest, TransferLeadershipResponse,
 };
 
 pub struct AdminService {
@@ -28,6 +32,59 @@ impl AdminService {
                 self.reg.name
             ))
         })
+    }
+}
+
+/// A consenter named by name (`orderer3`) or id (`3`).
+fn consenter_id(chain: &super::chain::ChainHandle, target: &str) -> Result<u64, Status> {
+    chain
+        .config
+        .consenters
+        .iter()
+        .find(|c| c.name == target || c.id.to_string() == target)
+        .map(|c| c.id)
+        .ok_or_else(|| {
+            let names: Vec<&str> = chain
+                .config
+                .consenters
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            Status::invalid_argument(format!(
+                "{target:?} is not a consenter of channel {}; its consenters are {}",
+                chain.channel_id(),
+                names.join(", ")
+            ))
+        })
+}
+
+fn transfer_status(e: TransferError, chain: &super::chain::ChainHandle) -> Status {
+    let name = |id: u64| {
+        chain
+            .config
+            .consenters
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| id.to_string())
+    };
+    let msg = match &e {
+        TransferError::NotLeader(id) if *id != 0 => format!(
+            "this orderer does not lead channel {}; {} does: call it there",
+            chain.channel_id(),
+            name(*id)
+        ),
+        TransferError::TargetInactive(id) => format!(
+            "{} is not active (not heard from within an election timeout)",
+            name(*id)
+        ),
+        _ => e.to_string(),
+    };
+    match e {
+        TransferError::UnknownTarget(_) => Status::invalid_argument(msg),
+        TransferError::TimedOut { .. } => Status::deadline_exceeded(msg),
+        TransferError::Halted(_) => Status::unavailable(msg),
+        _ => Status::failed_precondition(msg),
     }
 }
 
@@ -95,5 +152,62 @@ impl admin_server::Admin for AdminService {
             )
         });
         Ok(Response::new(stream))
+    }
+
+    async fn node_info(
+        &self,
+        req: Request<NodeInfoRequest>,
+    ) -> Result<Response<NodeInfoResponse>, Status> {
+        self.authorize(&req)?;
+        let certs = certificate_info("tls", self.reg.tls_der())
+            .into_iter()
+            .collect();
+        let channels = self
+            .reg
+            .list()
+            .iter()
+            .map(|c| c.channel_id().to_string())
+            .collect();
+        Ok(Response::new(node_info(
+            &self.reg.name,
+            &self.reg.msp_id,
+            "orderer",
+            certs,
+            channels,
+        )))
+    }
+
+    async fn transfer_leadership(
+        &self,
+        req: Request<TransferLeadershipRequest>,
+    ) -> Result<Response<TransferLeadershipResponse>, Status> {
+        self.authorize(&req)?;
+        let req = req.into_inner();
+        let chain = self.chain(&req.channel_id)?;
+        let target = match req.target.as_str() {
+            "" => None,
+            t => Some(consenter_id(&chain, t)?),
+        };
+        let done = chain
+            .transfer_leadership(target)
+            .await
+            .map_err(|_| Status::unavailable("the chain stopped"))?
+            .map_err(|e| transfer_status(e, &chain))?;
+        let name = |id| {
+            chain
+                .config
+                .consenters
+                .iter()
+                .find(|c| c.id == id)
+                .map(|c| c.name.clone())
+                .unwrap_or_default()
+        };
+        Ok(Response::new(TransferLeadershipResponse {
+            channel_id: req.channel_id,
+            previous_leader: name(done.from),
+            new_leader: name(done.to),
+            term: done.term,
+            elapsed_ms: done.elapsed.as_millis() as u64,
+        }))
     }
 }

@@ -64,10 +64,12 @@ impl Chain {
         }
         self.apply(rd.take_committed_entries())?;
         if snapshot.is_some() || !rd.entries().is_empty() || rd.hs().is_some() {
+            let timer = self.gauges.persist.start_timer();
             self.raw
                 .mut_store()
                 .persist(snapshot.as_ref(), rd.entries(), rd.hs())
                 .context("persisting the Raft log")?;
+            timer.observe_duration();
         }
         self.send(rd.take_persisted_messages());
         let mut light = self.raw.advance(rd);
@@ -148,6 +150,9 @@ impl Chain {
             self.recent_heights.pop_front();
         }
         RaftStorage::set_applied_in(&txn, last_index)?;
+        fail::fail_point!("block_write", |_| Err(anyhow::anyhow!(
+            "failpoint block_write: writing blocks to the ledger failed"
+        )));
         txn.commit()?;
         self.store.committed(tip.clone());
         for (number, ids) in written {
@@ -216,6 +221,7 @@ impl Chain {
         self.raw
             .mut_store()
             .compact(index, height.to_be_bytes().to_vec())?;
+        self.gauges.snapshot_block_number.set(height as i64);
         tracing::info!(channel = %self.channel, index, height, "snapshot taken");
         Ok(())
     }

@@ -14,6 +14,7 @@ use tonic::Streaming;
 use super::chain::{ChainHandle, Outcome};
 use super::msgprocessor::{self, Rejection};
 use super::registrar::Registrar;
+use super::transport::PeerState;
 use crate::proto::common::{Envelope, Status};
 use crate::proto::orderer::BroadcastResponse;
 
@@ -59,6 +60,16 @@ fn reject(tx_id: String, r: Rejection) -> BroadcastResponse {
 }
 
 async fn handle(reg: Arc<Registrar>, env: Envelope) -> BroadcastResponse {
+    // Counted until answered: a stopping orderer answers what it took before it exits.
+    let Some(_inflight) = reg.admit_broadcast() else {
+        return reject(
+            String::new(),
+            Rejection::new(
+                Status::ServiceUnavailable,
+                format!("orderer {} is stopping; send to another orderer", reg.name),
+            ),
+        );
+    };
     let size = env.encoded_len();
     let payload = match msgprocessor::open(&env) {
         Ok(p) => p,
@@ -78,11 +89,32 @@ async fn handle(reg: Arc<Registrar>, env: Envelope) -> BroadcastResponse {
             ),
         );
     };
-    let tx_id = match msgprocessor::validate(&chain, &env, &payload, size) {
+    let m = crate::operations::metrics();
+    let timer = std::time::Instant::now();
+    let validated = msgprocessor::validate(&chain, &env, &payload, size);
+    let verdict = if validated.is_ok() {
+        "SUCCESS"
+    } else {
+        "BAD_REQUEST"
+    };
+    m.broadcast_validate_duration
+        .with_label_values(&[chain.channel_id(), "ENDORSER_TRANSACTION", verdict])
+        .observe(timer.elapsed().as_secs_f64());
+    let tx_id = match validated {
         Ok(id) => id,
-        Err(r) => return reject(tx_id, r),
+        Err(r) => {
+            count(&chain, r.status);
+            return reject(tx_id, r);
+        }
     };
     let outcome = order(&reg, &chain, tx_id.clone(), env).await;
+    count(
+        &chain,
+        match outcome {
+            Outcome::Ordered { .. } => Status::Success,
+            Outcome::Unavailable(_) => Status::ServiceUnavailable,
+        },
+    );
     match outcome {
         Outcome::Ordered { block } => BroadcastResponse {
             status: Status::Success as i32,
@@ -96,20 +128,89 @@ async fn handle(reg: Arc<Registrar>, env: Envelope) -> BroadcastResponse {
     }
 }
 
-/// Gets a validated envelope ordered by the current leader.
+fn count(chain: &ChainHandle, status: Status) {
+    crate::operations::metrics()
+        .broadcast_processed_count
+        .with_label_values(&[
+            chain.channel_id(),
+            "ENDORSER_TRANSACTION",
+            status.as_str_name(),
+        ])
+        .inc();
+}
+
+/// Gets a validated envelope ordered by the current leader, riding through leadership
+/// changes: while a majority of consenters is reachable (a planned handoff, an election
+/// about to finish), an envelope refused because leadership moved is sent again, the same
+/// envelope (the leader orders a tx id once), for up to two election timeouts. Without a
+/// reachable majority the answer is at once.
 pub async fn order(
     reg: &Registrar,
     chain: &Arc<ChainHandle>,
     tx_id: String,
     env: Envelope,
 ) -> Outcome {
+    let deadline = tokio::time::Instant::now() + chain.election_timeout() * 2;
+    let mut status = chain.watch_status();
+    loop {
+        status.borrow_and_update();
+        let outcome = order_once(reg, chain, &tx_id, &env).await;
+        if matches!(outcome, Outcome::Ordered { .. })
+            || tokio::time::Instant::now() >= deadline
+            || !quorum_reachable(reg, chain)
+        {
+            return outcome;
+        }
+        // Try again once the chain's view changes (a new leader), or after a short pause.
+        let pause = (tokio::time::Instant::now() + RETRY_PAUSE).min(deadline);
+        let _ = tokio::time::timeout_at(pause, status.changed()).await;
+    }
+}
+
+/// The longest pause between two attempts to order one envelope.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The chain runs and a majority of its consenters (this one included) has a live
+/// connection: an election, if one is needed, can finish.
+fn quorum_reachable(reg: &Registrar, chain: &ChainHandle) -> bool {
+    if chain.status().is_halted() {
+        return false;
+    }
+    let consenters = &chain.config.consenters;
+    let up = consenters
+        .iter()
+        .filter(|c| {
+            c.id == chain.node_id
+                || !matches!(
+                    reg.transport.state(&format!("{}:{}", c.host, c.port)),
+                    PeerState::Down { .. }
+                )
+        })
+        .count();
+    up > consenters.len() / 2
+}
+
+async fn order_once(
+    reg: &Registrar,
+    chain: &Arc<ChainHandle>,
+    tx_id: &str,
+    env: &Envelope,
+) -> Outcome {
     let status = chain.status();
+    if status.is_halted() {
+        return Outcome::Unavailable(format!(
+            "channel {} is halted on orderer {} ({}); send to another orderer",
+            chain.channel_id(),
+            reg.name,
+            status.halt_error
+        ));
+    }
     if status.leader_id == 0 {
         return Outcome::Unavailable("no Raft leader".into());
     }
     if status.leader_id == chain.node_id {
         return chain
-            .submit(tx_id, env.encode_to_vec())
+            .submit(tx_id.to_string(), env.encode_to_vec())
             .await
             .unwrap_or_else(|_| Outcome::Unavailable("the chain stopped".into()));
     }
@@ -117,6 +218,6 @@ pub async fn order(
         return Outcome::Unavailable("leader is not a known consenter".into());
     };
     reg.forwarder
-        .forward(&reg.transport, &addr, chain.channel_id(), env)
+        .forward(&reg.transport, &addr, chain.channel_id(), env.clone())
         .await
 }

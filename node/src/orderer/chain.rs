@@ -18,11 +18,13 @@ use tokio::sync::{oneshot, watch};
 
 use super::blockcreator::BlockCreator;
 use super::blockcutter::{BlockCutter, Pending};
+use super::handoff::{PendingTransfer, TransferRequest};
 use super::status::{ChainStatus, Contacts};
 use super::storage::RaftStorage;
 use super::transport::{PeerState, Transport};
 use crate::identity::{MspSet, Policy};
 use crate::ledger::BlockStore;
+use crate::operations::metrics::ChainGauges;
 use crate::proto::admin::Role;
 use crate::proto::common::{BatchOptions, ChannelConfig, RaftOptions};
 
@@ -36,6 +38,7 @@ const LEADER_CHECK: Duration = Duration::from_millis(20);
 pub enum Event {
     Step(Box<Message>),
     Submit(Submission),
+    Transfer(TransferRequest),
     Stop,
 }
 
@@ -67,6 +70,7 @@ pub struct ChainHandle {
     pub contacts: Contacts,
     events: mpsc::Sender<Event>,
     status: watch::Receiver<ChainStatus>,
+    election_timeout: Duration,
     stopping: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -125,6 +129,7 @@ impl ChainHandle {
         let (events_tx, events_rx) = mpsc::channel();
         let stopping = Arc::new(AtomicBool::new(false));
         let (status_tx, status_rx) = watch::channel(ChainStatus::default());
+        let status_tx = Arc::new(status_tx);
         let contacts = Contacts::default();
         let addrs = config
             .consenters
@@ -148,7 +153,7 @@ impl ChainHandle {
             waiters: HashMap::new(),
             queued: HashSet::new(),
             orphans: Vec::new(),
-            status_tx,
+            status_tx: status_tx.clone(),
             contacts: contacts.clone(),
             last_leader: 0,
             last_role: StateRole::Follower,
@@ -157,10 +162,30 @@ impl ChainHandle {
             stopping: stopping.clone(),
             fast_campaign_term: 0,
             next_leader_check: Instant::now(),
+            gauges: ChainGauges::new(&config.channel_id),
+            transfer: None,
         };
+        let election_timeout = chain.election_timeout();
+        let channel = config.channel_id.clone();
         let thread = std::thread::Builder::new()
             .name(format!("chain-{}", config.channel_id))
-            .spawn(move || chain.run(events_rx))?;
+            .spawn(move || {
+                let reason = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    chain.run(&events_rx)
+                })) {
+                    Ok(None) => return,
+                    Ok(Some(reason)) => reason,
+                    // The chain (and the waiters it held) is gone; its status must not stay.
+                    Err(panic) => {
+                        let reason = format!("the chain's thread panicked: {}", panic_text(&panic));
+                        tracing::error!(channel = %channel, "{reason}; the channel is halted");
+                        ChainGauges::new(&channel).halted.set(1);
+                        status_tx.send_modify(|s| s.halt(&reason));
+                        reason
+                    }
+                };
+                drain_halted(&events_rx, &channel, &reason);
+            })?;
         Ok(Arc::new(Self {
             config,
             node_id,
@@ -172,6 +197,7 @@ impl ChainHandle {
             contacts,
             events: events_tx,
             status: status_rx,
+            election_timeout,
             stopping,
             thread: Mutex::new(Some(thread)),
         }))
@@ -187,6 +213,11 @@ impl ChainHandle {
 
     pub fn watch_status(&self) -> watch::Receiver<ChainStatus> {
         self.status.clone()
+    }
+
+    /// The channel's election timeout (tickInterval × electionTick).
+    pub fn election_timeout(&self) -> Duration {
+        self.election_timeout
     }
 
     pub fn batch_options(&self) -> BatchOptions {
@@ -218,6 +249,24 @@ impl ChainHandle {
             let _ = s
                 .reply
                 .send(Outcome::Unavailable("channel is shutting down".into()));
+        }
+        rx
+    }
+
+    /// Asks the chain to hand its leadership over; the answer comes once another consenter
+    /// leads, or with the reason it cannot.
+    pub fn transfer_leadership(
+        &self,
+        target: Option<u64>,
+    ) -> oneshot::Receiver<Result<super::handoff::Transferred, super::handoff::TransferError>> {
+        let (reply, rx) = oneshot::channel();
+        if let Err(mpsc::SendError(Event::Transfer(t))) = self
+            .events
+            .send(Event::Transfer(TransferRequest { target, reply }))
+        {
+            let _ = t.reply.send(Err(super::handoff::TransferError::Halted(
+                "the chain has stopped".into(),
+            )));
         }
         rx
     }
@@ -254,8 +303,8 @@ pub(super) struct Chain {
     pub(super) queued: HashSet<String>,
     /// Tx ids proposed before leadership was lost: given up on after a deadline.
     orphans: Vec<(Instant, Vec<String>)>,
-    status_tx: watch::Sender<ChainStatus>,
-    contacts: Contacts,
+    status_tx: Arc<watch::Sender<ChainStatus>>,
+    pub(super) contacts: Contacts,
     last_leader: u64,
     last_role: StateRole,
     pub(super) bytes_since_snapshot: u64,
@@ -265,6 +314,39 @@ pub(super) struct Chain {
     pub(super) stopping: Arc<AtomicBool>,
     fast_campaign_term: u64,
     next_leader_check: Instant,
+    pub(super) gauges: ChainGauges,
+    /// A leadership transfer under way (this node leads and hands over).
+    pub(super) transfer: Option<PendingTransfer>,
+}
+
+/// The text of a caught panic.
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// A halted chain's thread answers until the node stops: submissions and transfers are
+/// refused with the reason, Raft messages dropped.
+fn drain_halted(events: &mpsc::Receiver<Event>, channel: &str, reason: &str) {
+    let why =
+        format!("channel {channel} is halted on this orderer ({reason}); use another orderer");
+    for ev in events.iter() {
+        match ev {
+            Event::Submit(s) => {
+                let _ = s.reply.send(Outcome::Unavailable(why.clone()));
+            }
+            Event::Transfer(t) => {
+                let _ = t
+                    .reply
+                    .send(Err(super::handoff::TransferError::Halted(why.clone())));
+            }
+            Event::Step(_) => {}
+            Event::Stop => return,
+        }
+    }
 }
 
 impl Chain {
@@ -272,11 +354,12 @@ impl Chain {
         Duration::from_millis(self.raft_opts.tick_interval_ms.max(1))
     }
 
-    fn election_timeout(&self) -> Duration {
+    pub(super) fn election_timeout(&self) -> Duration {
         self.tick_interval() * self.raft_opts.election_tick.max(1)
     }
 
-    fn run(mut self, events: mpsc::Receiver<Event>) {
+    /// Runs until stopped (None) or halted (the reason).
+    fn run(mut self, events: &mpsc::Receiver<Event>) -> Option<String> {
         let tick = self.tick_interval();
         let mut next_tick = Instant::now() + tick;
         self.publish_status();
@@ -295,7 +378,8 @@ impl Chain {
                     // Take everything queued before one Ready: one fsync covers many.
                     for ev in events.try_iter().take(50_000) {
                         if !self.handle(ev) {
-                            return self.shutdown();
+                            self.shutdown();
+                            return None;
                         }
                     }
                 }
@@ -318,23 +402,46 @@ impl Chain {
             self.cut_if_due(now);
             self.propose_batches();
             if let Err(e) = self.on_ready() {
-                tracing::error!(channel = %self.channel, error = format!("{e:#}"), "storage failure; stopping the chain");
-                break;
+                let reason = format!("storage failure: {e:#}");
+                tracing::error!(channel = %self.channel, "{reason}; the channel is halted");
+                self.halt(&reason);
+                return Some(reason);
             }
             self.on_role_change();
+            self.check_transfer();
             self.cut_if_due(Instant::now());
             self.propose_batches();
             self.publish_status();
         }
         self.shutdown();
+        None
     }
 
     fn shutdown(&mut self) {
+        self.fail_waiters("orderer is shutting down");
+    }
+
+    fn fail_waiters(&mut self, why: &str) {
         for (_, ws) in self.waiters.drain() {
             for w in ws {
-                let _ = w.send(Outcome::Unavailable("orderer is shutting down".into()));
+                let _ = w.send(Outcome::Unavailable(why.to_string()));
             }
         }
+        if let Some(t) = self.transfer.take() {
+            t.fail(super::handoff::TransferError::Halted(why.to_string()));
+        }
+    }
+
+    /// Stops taking part in Raft and says why, in status and metrics. What was submitted and
+    /// not yet answered is refused; what a majority persisted stays with the others.
+    fn halt(&mut self, reason: &str) {
+        self.fail_waiters(&format!(
+            "channel {} halted on this orderer ({reason}); retry on another orderer",
+            self.channel
+        ));
+        self.gauges.halted.set(1);
+        self.gauges.is_leader.set(0);
+        self.status_tx.send_modify(|s| s.halt(reason));
     }
 
     /// False to stop.
@@ -347,6 +454,7 @@ impl Chain {
                 }
             }
             Event::Submit(s) => self.on_submit(s),
+            Event::Transfer(t) => self.on_transfer(t),
             Event::Stop => return false,
         }
         true
@@ -397,6 +505,11 @@ impl Chain {
 
     /// Proposes cut batches as blocks while there is room among in-flight blocks.
     fn propose_batches(&mut self) {
+        // raft-rs drops proposals while leadership is being handed over: hold the batches;
+        // the new leader gets them through the submitters' retries.
+        if self.raw.raft.lead_transferee.is_some() {
+            return;
+        }
         let max = self.raft_opts.max_inflight_blocks.max(1) as usize;
         while self.inflight.len() < max {
             let Some(creator) = self.creator.as_mut() else {
@@ -420,6 +533,7 @@ impl Chain {
             let (block, bytes) = creator.create(txs);
             let number = block.header.as_ref().map(|h| h.number).unwrap_or_default();
             if let Err(e) = self.raw.propose(Vec::new(), bytes) {
+                self.gauges.proposal_failures.inc();
                 tracing::warn!(channel = %self.channel, block = number, error = %e, "proposal dropped");
                 for id in ids {
                     self.queued.remove(&id);
@@ -526,6 +640,9 @@ impl Chain {
                 self.channel,
                 self.id
             );
+            if leader != 0 {
+                self.gauges.leader_changes.inc();
+            }
             self.last_leader = leader;
         }
         if role != self.last_role {
@@ -566,15 +683,8 @@ impl Chain {
         self.inflight.clear();
     }
 
-    fn publish_status(&mut self) {
-        let r = &self.raw.raft;
+    pub(super) fn active_consenters(&self) -> Vec<u64> {
         let timeout = self.election_timeout();
-        let role = match r.state {
-            StateRole::Leader => Role::Leader,
-            StateRole::Candidate => Role::Candidate,
-            StateRole::PreCandidate => Role::PreCandidate,
-            StateRole::Follower => Role::Follower,
-        };
         let mut active: Vec<u64> = self
             .addrs
             .keys()
@@ -582,6 +692,18 @@ impl Chain {
             .filter(|&id| id == self.id || self.contacts.since(id).is_some_and(|d| d < timeout))
             .collect();
         active.sort_unstable();
+        active
+    }
+
+    fn publish_status(&mut self) {
+        let active = self.active_consenters();
+        let r = &self.raw.raft;
+        let role = match r.state {
+            StateRole::Leader => Role::Leader,
+            StateRole::Candidate => Role::Candidate,
+            StateRole::PreCandidate => Role::PreCandidate,
+            StateRole::Follower => Role::Follower,
+        };
         let majority = self.addrs.len() / 2 + 1;
         let quorum = match r.state {
             StateRole::Leader => active.len() >= majority,
@@ -598,7 +720,15 @@ impl Chain {
             last_hash: tip.last_hash,
             active,
             quorum,
+            halt_error: String::new(),
         };
+        let g = &self.gauges;
+        g.cluster_size.set(self.addrs.len() as i64);
+        g.is_leader.set(i64::from(role == Role::Leader));
+        g.active_nodes.set(status.active.len() as i64);
+        g.committed_block_number
+            .set(status.height.saturating_sub(1) as i64);
+        g.height.set(status.height as i64);
         self.status_tx.send_if_modified(|s| {
             if *s == status {
                 false

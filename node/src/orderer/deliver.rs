@@ -14,7 +14,7 @@ use crate::proto::orderer::{
 
 pub type DeliverStream = ReceiverStream<Result<DeliverResponse, tonic::Status>>;
 
-fn status(s: Status, info: impl Into<String>) -> DeliverResponse {
+fn deliver_status(s: Status, info: impl Into<String>) -> DeliverResponse {
     DeliverResponse {
         r#type: Some(Type::Status(s as i32)),
         info: info.into(),
@@ -47,7 +47,7 @@ async fn stream_blocks(
     tx: &Tx,
 ) -> Result<DeliverResponse, ()> {
     let Some(chain) = reg.get(&req.channel_id) else {
-        return Ok(status(
+        return Ok(deliver_status(
             Status::NotFound,
             format!(
                 "channel {:?} does not exist on this orderer",
@@ -60,7 +60,7 @@ async fn stream_blocks(
         .and_then(|der| chain.msps.tls_identity(der))
         .is_some();
     if !member {
-        return Ok(status(
+        return Ok(deliver_status(
             Status::Forbidden,
             format!(
                 "the client's TLS certificate is not from an organisation of channel {}",
@@ -70,7 +70,7 @@ async fn stream_blocks(
     }
     if let Some(stop) = req.stop {
         if stop < req.start {
-            return Ok(status(
+            return Ok(deliver_status(
                 Status::BadRequest,
                 format!("stop {stop} is before start {}", req.start),
             ));
@@ -78,19 +78,26 @@ async fn stream_blocks(
     }
     let wait = req.behavior != SeekBehavior::FailIfNotReady as i32;
     let mut heights = chain.store.watch_height();
+    let mut status = chain.watch_status();
+    let sent = crate::operations::metrics()
+        .deliver_blocks_sent
+        .with_label_values(&[chain.channel_id(), "false", "block"]);
     let mut next = req.start;
     loop {
         if req.stop.is_some_and(|stop| next > stop) {
-            return Ok(status(Status::Success, ""));
+            return Ok(deliver_status(Status::Success, ""));
         }
         if next < chain.store.height() {
             let block = match chain.store.get(next) {
                 Ok(Some(b)) => b,
                 Ok(None) => {
-                    return Ok(status(Status::NotFound, format!("block {next} is missing")))
+                    return Ok(deliver_status(
+                        Status::NotFound,
+                        format!("block {next} is missing"),
+                    ))
                 }
                 Err(e) => {
-                    return Ok(status(
+                    return Ok(deliver_status(
                         Status::InternalServerError,
                         format!("reading block {next}: {e:#}"),
                     ))
@@ -101,11 +108,24 @@ async fn stream_blocks(
                 info: String::new(),
             };
             tx.send(Ok(msg)).await.map_err(|_| ())?;
+            sent.inc();
             next += 1;
             continue;
         }
+        // Blocks already written are served from a halted chain; no new ones will come.
+        let halted = status.borrow_and_update().halt_error.clone();
+        if !halted.is_empty() {
+            return Ok(deliver_status(
+                Status::ServiceUnavailable,
+                format!(
+                    "channel {} is halted on this orderer ({halted}); its blocks end at {}: use another orderer",
+                    req.channel_id,
+                    chain.store.height()
+                ),
+            ));
+        }
         if !wait {
-            return Ok(status(
+            return Ok(deliver_status(
                 Status::ServiceUnavailable,
                 format!(
                     "block {next} is not yet written (height {})",
@@ -115,8 +135,9 @@ async fn stream_blocks(
         }
         tokio::select! {
             changed = heights.changed() => if changed.is_err() {
-                return Ok(status(Status::ServiceUnavailable, "channel stopped"));
+                return Ok(deliver_status(Status::ServiceUnavailable, "channel stopped"));
             },
+            _ = status.changed() => {},
             _ = tx.closed() => return Err(()),
         }
     }

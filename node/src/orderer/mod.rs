@@ -11,6 +11,7 @@ pub mod chain;
 pub mod cluster;
 pub mod deliver;
 pub mod forwarder;
+pub mod handoff;
 pub mod msgprocessor;
 pub mod registrar;
 pub mod server;

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use prost::Message;
@@ -27,6 +29,22 @@ pub struct Registrar {
     chains: RwLock<HashMap<String, Arc<ChainHandle>>>,
     /// The node's own organisation, for checking admin certificates.
     pub own_org: MspSet,
+    /// Set on SIGTERM once leadership is handed over: new broadcasts are refused.
+    stopping: AtomicBool,
+    /// Broadcasts taken and not yet answered.
+    broadcasts: AtomicUsize,
+    broadcasts_done: tokio::sync::Notify,
+}
+
+/// Held while a broadcast is answered (see [`Registrar::admit_broadcast`]).
+pub struct InFlight<'a>(&'a Registrar);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.0.broadcasts.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.broadcasts_done.notify_waiters();
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +80,9 @@ impl Registrar {
             runtime,
             chains: RwLock::new(HashMap::new()),
             own_org,
+            stopping: AtomicBool::new(false),
+            broadcasts: AtomicUsize::new(0),
+            broadcasts_done: tokio::sync::Notify::new(),
         });
         let channels = reg.data_dir.join("channels");
         if channels.is_dir() {
@@ -79,6 +100,11 @@ impl Registrar {
             }
         }
         Ok(reg)
+    }
+
+    /// The node's TLS certificate (DER).
+    pub fn tls_der(&self) -> &[u8] {
+        &self.tls_der
     }
 
     pub fn get(&self, channel: &str) -> Option<Arc<ChainHandle>> {
@@ -152,6 +178,63 @@ impl Registrar {
             .map_err(|e| JoinError::Internal(e.into()))?;
         self.start_chain(cfg, Some(&genesis))
             .map_err(JoinError::Internal)
+    }
+
+    /// Takes a broadcast, unless the orderer is stopping.
+    pub fn admit_broadcast(&self) -> Option<InFlight<'_>> {
+        self.broadcasts.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight(self);
+        (!self.stopping.load(Ordering::Acquire)).then_some(guard)
+    }
+
+    /// A planned stop (SIGTERM): hands over the leadership of every channel this orderer
+    /// leads (each bounded by two election timeouts), then refuses new broadcasts and waits
+    /// for those in flight to be answered. Returns before the chains stop.
+    pub async fn prepare_stop(&self) {
+        let chains = self.list();
+        let handoffs = chains
+            .iter()
+            .filter(|c| c.status().role == crate::proto::admin::Role::Leader)
+            .map(|c| async move {
+                match c.transfer_leadership(None).await {
+                    Ok(Ok(t)) => tracing::info!(
+                        channel = c.channel_id(),
+                        to = t.to,
+                        ms = t.elapsed.as_millis() as u64,
+                        "handed leadership over before stopping"
+                    ),
+                    Ok(Err(e)) => tracing::warn!(
+                        channel = c.channel_id(),
+                        "could not hand leadership over before stopping: {e}"
+                    ),
+                    Err(_) => {}
+                }
+            });
+        futures::future::join_all(handoffs).await;
+        self.stopping.store(true, Ordering::Release);
+        // Those in flight ride through a leadership change for up to two election timeouts.
+        let longest = chains
+            .iter()
+            .map(|c| c.election_timeout() * 2)
+            .max()
+            .unwrap_or_default()
+            + Duration::from_secs(1);
+        let drained = tokio::time::timeout(longest, async {
+            loop {
+                let done = self.broadcasts_done.notified();
+                if self.broadcasts.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                done.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = self.broadcasts.load(Ordering::Acquire),
+                "stopping with broadcasts unanswered"
+            );
+        }
     }
 
     pub fn shutdown(&self) {
@@ -233,4 +316,24 @@ pub fn check_config(cfg: &ChannelConfig) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+impl crate::operations::Readiness for Registrar {
+    fn channels(&self) -> Vec<crate::operations::ChannelHealth> {
+        self.list()
+            .iter()
+            .map(|c| {
+                let s = c.status();
+                if s.is_halted() {
+                    crate::operations::ChannelHealth {
+                        channel: c.channel_id().to_string(),
+                        state: "halted".into(),
+                        reason: Some(format!("halted: {}", s.halt_error)),
+                    }
+                } else {
+                    crate::operations::ChannelHealth::running(c.channel_id())
+                }
+            })
+            .collect()
+    }
 }

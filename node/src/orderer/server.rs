@@ -59,6 +59,7 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
         tls,
         admin_root,
         listener,
+        operations,
     } = crate::serve::prepare(&cfg).await?;
     let server_tls = tls.server_config();
     let runtime = tokio::runtime::Handle::current();
@@ -68,6 +69,13 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
     })
     .await??;
     tracing::info!(node = %cfg.name, address = %cfg.listen_address, channels = reg.list().len(), "orderer started");
+    let ops = crate::serve::start_operations(operations, reg.clone());
+    // SIGTERM: leadership first, then the broadcasts already taken, then the server.
+    let stopping = reg.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.prepare_stop().await;
+    };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .tls_config(server_tls)?
@@ -90,7 +98,7 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             let _ = stop_rx.await;
         });
-    let result = crate::serve::until_shutdown(server, stop_tx, shutdown).await;
+    let result = crate::serve::until_shutdown(server, stop_tx, shutdown, &ops).await;
     let r2 = reg.clone();
     tokio::task::spawn_blocking(move || r2.shutdown()).await?;
     tracing::info!(node = %cfg.name, "orderer stopped");

@@ -21,6 +21,8 @@ pub struct ChainStatus {
     /// Consenters heard from within an election timeout (always including this node).
     pub active: Vec<u64>,
     pub quorum: bool,
+    /// Why the chain halted; empty while it runs.
+    pub halt_error: String,
 }
 
 /// When each consenter was last heard from; updated by the cluster service on every message.
@@ -42,6 +44,19 @@ impl Contacts {
 }
 
 impl ChainStatus {
+    /// The status of a chain that stopped: no role, no leader, no quorum, and why.
+    pub fn halt(&mut self, reason: &str) {
+        self.role = Role::Halted;
+        self.leader_id = 0;
+        self.quorum = false;
+        self.active.clear();
+        self.halt_error = reason.to_string();
+    }
+
+    pub fn is_halted(&self) -> bool {
+        !self.halt_error.is_empty()
+    }
+
     pub fn to_proto(
         &self,
         config: &ChannelConfig,
@@ -92,6 +107,7 @@ impl ChainStatus {
                 })
                 .collect(),
             quorum: self.quorum,
+            halt_error: self.halt_error.clone(),
             ..Default::default()
         }
     }

@@ -122,6 +122,9 @@ impl RaftStorage {
         entries: &[Entry],
         hard_state: Option<&HardState>,
     ) -> anyhow::Result<()> {
+        fail::fail_point!("raft_log_write", |_| Err(anyhow::anyhow!(
+            "failpoint raft_log_write: the Raft log write failed"
+        )));
         let txn = self.db.begin_write()?;
         {
             let mut log = txn.open_table(LOG)?;
@@ -159,6 +162,10 @@ impl RaftStorage {
             }
             meta.insert(HARD_STATE, &hs.write_to_bytes().map_err(pb_err)?[..])?;
         }
+        // The commit is the fsync: a failure here leaves nothing written.
+        fail::fail_point!("raft_log_fsync", |_| Err(anyhow::anyhow!(
+            "failpoint raft_log_fsync: fsync of the Raft log failed"
+        )));
         txn.commit()?;
 
         if let Some(snap) = snapshot {

@@ -8,10 +8,13 @@ use tonic::{Request, Response, Status};
 
 use super::channel::{PeerChannel, PeerStatus};
 use super::registrar::PeerRegistrar;
-use crate::adminapi::{authorize, genesis_of, join, status_stream, StatusStream};
+use crate::adminapi::{
+    authorize, certificate_info, genesis_of, join, node_info, status_stream, StatusStream,
+};
 use crate::proto::admin::{
     admin_server, ChannelInfo, ChannelStatus, ChannelStatusRequest, JoinChannelRequest,
-    ListChannelsRequest, ListChannelsResponse,
+    ListChannelsRequest, ListChannelsResponse, NodeInfoRequest, NodeInfoResponse,
+    TransferLeadershipRequest, TransferLeadershipResponse,
 };
 
 pub struct PeerAdmin {
@@ -97,5 +100,42 @@ impl admin_server::Admin for PeerAdmin {
         Ok(Response::new(status_stream(rx, move |s| {
             to_proto(&ch, &name, s)
         })))
+    }
+
+    async fn node_info(
+        &self,
+        req: Request<NodeInfoRequest>,
+    ) -> Result<Response<NodeInfoResponse>, Status> {
+        self.authorize(&req)?;
+        let certs = [
+            certificate_info("tls", &self.reg.tls_cert_pem()),
+            certificate_info("signing", self.reg.signer.cert_pem()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let channels = self
+            .reg
+            .list()
+            .iter()
+            .map(|c| c.channel_id().to_string())
+            .collect();
+        Ok(Response::new(node_info(
+            &self.reg.name,
+            &self.reg.msp_id,
+            "peer",
+            certs,
+            channels,
+        )))
+    }
+
+    async fn transfer_leadership(
+        &self,
+        req: Request<TransferLeadershipRequest>,
+    ) -> Result<Response<TransferLeadershipResponse>, Status> {
+        self.authorize(&req)?;
+        Err(Status::failed_precondition(
+            "peers take no part in Raft: call TransferLeadership on the channel's leading orderer",
+        ))
     }
 }

@@ -231,6 +231,7 @@ fn commit_loop(ch: &Arc<PeerChannel>, mut rx: mpsc::Receiver<Block>) {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit_block(ch, &block)));
             let error = match attempt {
                 Ok(Ok(fb)) => {
+                    record_commit(ch.channel_id(), &fb, started.elapsed(), ch.store.height());
                     let valid = fb.transactions.iter().filter(|t| t.code == 0).count();
                     tracing::debug!(channel = %ch.channel_id(), block = number,
                         txs = fb.transactions.len(), valid, queued = rx.len(),
@@ -258,5 +259,24 @@ fn commit_loop(ch: &Arc<PeerChannel>, mut rx: mpsc::Receiver<Block>) {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
+    }
+}
+
+/// Fabric's ledger metrics for one committed block.
+fn record_commit(channel: &str, fb: &FilteredBlock, took: Duration, height: u64) {
+    let m = crate::operations::metrics();
+    m.ledger_block_processing_time
+        .with_label_values(&[channel])
+        .observe(took.as_secs_f64());
+    m.ledger_blockchain_height
+        .with_label_values(&[channel])
+        .set(height as i64);
+    for t in &fb.transactions {
+        let code = crate::proto::peer::TxValidationCode::try_from(t.code)
+            .map(|c| c.as_str_name())
+            .unwrap_or("UNKNOWN");
+        m.ledger_transaction_count
+            .with_label_values(&[channel, code])
+            .inc();
     }
 }

@@ -84,7 +84,24 @@ fn endorse(reg: &PeerRegistrar, sp: SignedProposal) -> Result<ProposalResponse, 
     let ch = reg.get(&channel).ok_or_else(|| {
         Status::not_found(format!("channel {channel:?} is not joined on {}", reg.name))
     })?;
-    endorse_on(&ch, &reg.signer, sp)
+    let m = crate::operations::metrics();
+    m.endorser_proposals_received
+        .with_label_values(&[&channel])
+        .inc();
+    let started = std::time::Instant::now();
+    let answer = endorse_on(&ch, &reg.signer, sp);
+    let success = answer
+        .as_ref()
+        .is_ok_and(|r| r.response.as_ref().is_some_and(|r| r.status == 200));
+    if success {
+        m.endorser_successful_proposals
+            .with_label_values(&[&channel])
+            .inc();
+    }
+    m.endorser_proposal_duration
+        .with_label_values(&[channel.as_str(), if success { "true" } else { "false" }])
+        .observe(started.elapsed().as_secs_f64());
+    answer
 }
 
 /// Simulates a signed proposal on `ch` and signs the outcome as `signer`.

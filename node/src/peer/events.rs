@@ -52,6 +52,9 @@ impl events_server::Events for EventsService {
         let mut height = ch.store.watch_height();
         let mut stopped = ch.stopped();
         let (tx, rx) = mpsc::channel(64);
+        let sent = crate::operations::metrics()
+            .deliver_blocks_sent
+            .with_label_values(&[ch.channel_id(), "true", "filtered_block"]);
         tokio::spawn(async move {
             loop {
                 let ready = tokio::select! {
@@ -77,6 +80,7 @@ impl events_server::Events for EventsService {
                 if tx.send(item).await.is_err() || failed {
                     return;
                 }
+                sent.inc();
                 next += 1;
             }
         });

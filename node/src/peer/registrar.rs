@@ -31,6 +31,11 @@ pub struct PeerRegistrar {
 }
 
 impl PeerRegistrar {
+    /// The peer's TLS certificate (PEM).
+    pub fn tls_cert_pem(&self) -> Vec<u8> {
+        self.tls.cert_pem.clone()
+    }
+
     pub fn open(
         name: &str,
         signer: SigningIdentity,
@@ -142,5 +147,25 @@ impl PeerRegistrar {
         for ch in self.list() {
             ch.stop_and_wait(std::time::Duration::from_secs(5));
         }
+    }
+}
+
+impl crate::operations::Readiness for PeerRegistrar {
+    fn channels(&self) -> Vec<crate::operations::ChannelHealth> {
+        self.list()
+            .iter()
+            .map(|c| {
+                let s = c.status();
+                if s.commit_error.is_empty() {
+                    crate::operations::ChannelHealth::running(c.channel_id())
+                } else {
+                    crate::operations::ChannelHealth {
+                        channel: c.channel_id().to_string(),
+                        state: "commit-failing".into(),
+                        reason: Some(format!("cannot commit {}", s.commit_error)),
+                    }
+                }
+            })
+            .collect()
     }
 }

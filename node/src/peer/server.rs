@@ -28,6 +28,7 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
         tls,
         admin_root,
         listener,
+        operations,
     } = crate::serve::prepare(&cfg).await?;
     let server_tls = tls.server_config();
     let runtime = tokio::runtime::Handle::current();
@@ -37,6 +38,7 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
     })
     .await??;
     tracing::info!(node = %cfg.name, address = %cfg.listen_address, channels = reg.list().len(), "peer started");
+    let ops = crate::serve::start_operations(operations, reg.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .tls_config(server_tls)?
@@ -55,7 +57,7 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             let _ = stop_rx.await;
         });
-    let result = crate::serve::until_shutdown(server, stop_tx, shutdown).await;
+    let result = crate::serve::until_shutdown(server, stop_tx, shutdown, &ops).await;
     let r = reg.clone();
     tokio::task::spawn_blocking(move || r.shutdown()).await?;
     tracing::info!(node = %cfg.name, "peer stopped");

@@ -149,3 +149,54 @@ pub fn tx_ids(blocks: &[Block]) -> Vec<String> {
         .flat_map(raftnet_node::ledger::tx_ids)
         .collect()
 }
+
+/// GET `path` from a node's operations endpoint: the status code and the body.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let mut resp = agent
+        .get(&format!("http://{addr}{path}"))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path} from {addr}: {e}"));
+    let code = resp.status().as_u16();
+    (code, resp.body_mut().read_to_string().unwrap())
+}
+
+/// Sets a failpoint (the `fail` crate's action text) on a node, through its operations
+/// endpoint.
+pub fn set_failpoint(addr: &str, name: &str, actions: &str) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    agent
+        .put(&format!("http://{addr}/failpoints/{name}"))
+        .send(actions)
+        .unwrap_or_else(|e| panic!("setting failpoint {name} on {addr}: {e}"));
+}
+
+/// A node's metrics, parsed as Prometheus parses them.
+pub fn scrape(addr: &str) -> prometheus_parse::Scrape {
+    let (code, body) = http_get(addr, "/metrics");
+    assert_eq!(code, 200, "{body}");
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
+        .expect("metrics in Prometheus text format")
+}
+
+/// The value of `name` with label channel=`channel` (gauges and counters).
+pub fn metric(scrape: &prometheus_parse::Scrape, name: &str, channel: &str) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && s.labels.get("channel") == Some(channel))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+        .reduce(|a, b| a + b)
+}
