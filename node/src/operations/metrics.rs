@@ -166,7 +166,7 @@ impl Metrics {
                 &r,
                 "endorser_proposal_duration",
                 "Seconds to answer a proposal.",
-                &["channel", "success"],
+                &["channel", "chaincode", "success"],
             ),
             registry: r,
         }
