@@ -61,12 +61,8 @@ fn consenter_id(chain: &super::chain::ChainHandle, target: &str) -> Result<u64, 
 fn transfer_status(e: TransferError, chain: &super::chain::ChainHandle) -> Status {
     let name = |id: u64| {
         chain
-            .config
-            .consenters
-            .iter()
-            .find(|c| c.id == id)
-            .map(|c| c.name.clone())
-            .unwrap_or_else(|| id.to_string())
+            .consenter_name(id)
+            .map_or_else(|| id.to_string(), str::to_string)
     };
     let msg = match &e {
         TransferError::NotLeader(id) if *id != 0 => format!(
@@ -193,15 +189,7 @@ impl admin_server::Admin for AdminService {
             .await
             .map_err(|_| Status::unavailable("the chain stopped"))?
             .map_err(|e| transfer_status(e, &chain))?;
-        let name = |id| {
-            chain
-                .config
-                .consenters
-                .iter()
-                .find(|c| c.id == id)
-                .map(|c| c.name.clone())
-                .unwrap_or_default()
-        };
+        let name = |id| chain.consenter_name(id).unwrap_or_default().to_string();
         Ok(Response::new(TransferLeadershipResponse {
             channel_id: req.channel_id,
             previous_leader: name(done.from),

@@ -224,6 +224,15 @@ impl ChainHandle {
         self.config.batch.unwrap_or_default()
     }
 
+    /// A consenter's name (e.g. `orderer3`).
+    pub fn consenter_name(&self, id: u64) -> Option<&str> {
+        self.config
+            .consenters
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.name.as_str())
+    }
+
     pub fn consenter_addr(&self, id: u64) -> Option<String> {
         self.config
             .consenters
