@@ -112,6 +112,12 @@ pub struct ChannelPolicies {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub admins: Option<String>,
+
+    /// Whose signatures a block needs before peers accept it (Fabric's BlockValidation);
+    /// default: any orderer of the orderer organisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub block_validation: Option<String>,
 }
 
 /// A contract deployed on a channel.
@@ -248,6 +254,7 @@ impl ChannelSpec {
                 ("writers", &policies.writers),
                 ("readers", &policies.readers),
                 ("admins", &policies.admins),
+                ("blockValidation", &policies.block_validation),
             ] {
                 if let Some(policy) = policy {
                     problems.not_blank(format!("spec.policies.{field}"), policy);

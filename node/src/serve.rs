@@ -7,6 +7,7 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 
 use crate::config::NodeConfig;
+use crate::identity::SigningIdentity;
 use crate::operations::{Operations, Readiness};
 
 /// Marks the node as not serving when dropped.
@@ -60,6 +61,23 @@ pub async fn prepare(cfg: &NodeConfig) -> anyhow::Result<Prepared> {
         listener,
         operations,
     })
+}
+
+/// The node's signing identity (`identity: {cert, key}` in its config); the error says what
+/// it is for. `role` is the certificate's OU (`orderer`, `peer`).
+pub fn signing_identity(
+    cfg: &NodeConfig,
+    role: &str,
+    used_for: &str,
+) -> anyhow::Result<SigningIdentity> {
+    let id = cfg.identity.as_ref().with_context(|| {
+        format!(
+            "{} needs `identity: {{cert, key}}` in its config: the signing certificate (OU={role}) with which {used_for}",
+            cfg.name
+        )
+    })?;
+    SigningIdentity::load(&cfg.msp_id, &id.cert, &id.key)
+        .with_context(|| format!("identity {}", id.cert.display()))
 }
 
 /// How long a stopping node lets open calls finish: other nodes' long-lived streams (Raft,

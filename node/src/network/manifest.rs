@@ -100,6 +100,7 @@ pub fn plan(m: &Manifests) -> anyhow::Result<NetworkPlan> {
                 writers: p.writers.clone().unwrap_or(d.writers),
                 readers: p.readers.clone().unwrap_or(d.readers),
                 admins: p.admins.clone().unwrap_or(d.admins),
+                block_validation: p.block_validation.clone().unwrap_or(d.block_validation),
             }
         });
         channels.push(ChannelPlan {

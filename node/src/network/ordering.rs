@@ -227,7 +227,9 @@ pub fn generate_network_at(
         let node_dir = dir.join("orderers").join(&name);
         let (cert, _key) =
             orderer_org.node_tls(&name, Role::Orderer, &addr.tls_hosts, &node_dir)?;
-        let cfg = node_config(&name, &orderer_org, addr, &tls_roots);
+        orderer_org.node_signing(&name, Role::Orderer, &node_dir)?;
+        let mut cfg = node_config(&name, &orderer_org, addr, &tls_roots);
+        cfg.identity = Some(signing_files());
         let config = write_node_config(&node_dir, &cfg)?;
         consenters.push(Consenter {
             id: i as u64 + 1,
@@ -251,10 +253,7 @@ pub fn generate_network_at(
         org.node_signing(&name, Role::Peer, &node_dir)?;
         let address = addr.endpoint();
         let mut cfg = node_config(&name, org, addr, &tls_roots);
-        cfg.identity = Some(SigningFiles {
-            cert: PathBuf::from("sign-cert.pem"),
-            key: PathBuf::from("sign-key.pem"),
-        });
+        cfg.identity = Some(signing_files());
         let config = write_node_config(&node_dir, &cfg)?;
         peers.push(PeerEntry {
             name,
@@ -374,6 +373,14 @@ fn node_config(
     }
 }
 
+/// The signing certificate and key `node_signing` writes, relative to the node's directory.
+fn signing_files() -> SigningFiles {
+    SigningFiles {
+        cert: PathBuf::from("sign-cert.pem"),
+        key: PathBuf::from("sign-key.pem"),
+    }
+}
+
 fn write_node_config(node_dir: &Path, cfg: &NodeConfig) -> anyhow::Result<PathBuf> {
     let config = node_dir.join("config.yaml");
     write_file(&config, serde_yaml::to_string(cfg)?.as_bytes(), false)?;
@@ -429,7 +436,8 @@ mod tests {
         let mut addresses = BTreeSet::new();
         for o in &layout.orderers {
             let cfg = NodeConfig::load(&o.config).unwrap();
-            assert!(cfg.identity.is_none(), "{} has a signing identity", o.name);
+            let id = cfg.identity.expect("an orderer signs its blocks");
+            assert!(id.cert.is_file() && id.key.is_file(), "{id:?}");
             addresses.insert(cfg.listen_address);
         }
         for p in &layout.peers {

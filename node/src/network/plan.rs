@@ -68,6 +68,8 @@ impl ChannelPlan {
             // The application organisations administer the channel's contracts; the orderer
             // organisation administers its orderers through their own admin API.
             admins: any("admin", None),
+            // Any orderer of the orderer organisation signs blocks.
+            block_validation: format!("OR('{orderer_msp}.orderer')"),
         }
     }
 }

@@ -199,15 +199,15 @@ impl Chain {
             .collect();
         // raft-rs takes the snapshot's index as applied; the stored applied index catches up
         // with the next applied entry (and start-up takes the snapshot's index as a floor).
-        blockpuller::pull(
-            &self.runtime,
-            &self.transport,
-            &self.channel,
-            &sources,
-            &self.store,
-            target,
-            &self.stopping,
-        )
+        blockpuller::Puller {
+            runtime: &self.runtime,
+            transport: &self.transport,
+            channel: &self.channel,
+            store: &self.store,
+            verifier: &self.verifier,
+            stopping: &self.stopping,
+        }
+        .pull(&sources, target)
     }
 
     /// Compacts the log, keeping the last [`CATCH_UP_ENTRIES`] entries so that a follower a

@@ -1,5 +1,5 @@
 //! Pulls missing blocks from other orderers with Deliver (Fabric's block puller), checking
-//! each block against the hash chain before it is written.
+//! each block's signatures and its place in the hash chain before it is written.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,43 +10,56 @@ use prost::Message;
 use redb::Durability;
 
 use super::transport::Transport;
-use crate::ledger::{tx_ids, BlockStore};
+use crate::ledger::{tx_ids, BlockStore, BlockVerifier};
 use crate::proto::orderer::{
     atomic_broadcast_client::AtomicBroadcastClient, deliver_response, DeliverRequest, SeekBehavior,
 };
 
-/// Fills the ledger up to `target` (exclusive) from `sources`, trying each in turn, for as
-/// long as it takes (the chain cannot go on without these blocks) or until `stopping`.
-pub fn pull(
-    runtime: &tokio::runtime::Handle,
-    transport: &Transport,
-    channel: &str,
-    sources: &[String],
-    store: &Arc<BlockStore>,
-    target: u64,
-    stopping: &AtomicBool,
-) -> anyhow::Result<()> {
-    let mut round = 0u32;
-    while store.height() < target {
-        if stopping.load(Ordering::Relaxed) {
-            bail!(
-                "stopped while pulling blocks {}..{target} of {channel}",
-                store.height()
-            );
-        }
-        for addr in sources {
-            if store.height() >= target || stopping.load(Ordering::Relaxed) {
-                break;
+/// Where a chain pulls the blocks it lacks from, and what it checks them against.
+pub struct Puller<'a> {
+    pub runtime: &'a tokio::runtime::Handle,
+    pub transport: &'a Transport,
+    pub channel: &'a str,
+    pub store: &'a Arc<BlockStore>,
+    pub verifier: &'a BlockVerifier,
+    /// Set when the chain stops: the pull gives up.
+    pub stopping: &'a AtomicBool,
+}
+
+impl Puller<'_> {
+    /// Fills the ledger up to `target` (exclusive) from `sources`, trying each in turn, for
+    /// as long as it takes (the chain cannot go on without these blocks) or until stopped.
+    pub fn pull(&self, sources: &[String], target: u64) -> anyhow::Result<()> {
+        let (channel, store) = (self.channel, self.store);
+        let mut round = 0u32;
+        while store.height() < target {
+            if self.stopping.load(Ordering::Relaxed) {
+                bail!(
+                    "stopped while pulling blocks {}..{target} of {channel}",
+                    store.height()
+                );
             }
-            let res = runtime.block_on(pull_from(transport, addr, channel, store, target));
-            if let Err(e) = res {
-                tracing::warn!(channel, source = %addr, error = format!("{e:#}"), "block pull failed; trying another orderer");
+            for addr in sources {
+                if store.height() >= target || self.stopping.load(Ordering::Relaxed) {
+                    break;
+                }
+                let res = self.runtime.block_on(pull_from(
+                    self.transport,
+                    addr,
+                    channel,
+                    store,
+                    target,
+                    self.verifier,
+                ));
+                if let Err(e) = res {
+                    tracing::warn!(channel, source = %addr, error = format!("{e:#}"), "block pull failed; trying another orderer");
+                }
             }
+            round += 1;
+            std::thread::sleep(Duration::from_millis(100 * u64::from(round.min(10))));
         }
-        round += 1;
-        std::thread::sleep(Duration::from_millis(100 * u64::from(round.min(10))));
+        Ok(())
     }
-    Ok(())
 }
 
 async fn pull_from(
@@ -55,6 +68,7 @@ async fn pull_from(
     channel: &str,
     store: &BlockStore,
     target: u64,
+    verifier: &BlockVerifier,
 ) -> anyhow::Result<()> {
     let mut client =
         AtomicBroadcastClient::new(transport.channel(addr)?).max_decoding_message_size(256 << 20);
@@ -74,6 +88,10 @@ async fn pull_from(
     {
         match resp.r#type {
             Some(deliver_response::Type::Block(block)) => {
+                // An orderer may be an impostor: its blocks must be the channel's own.
+                verifier
+                    .verify(&block)
+                    .map_err(|e| anyhow::anyhow!("{addr} sent a block refused: {e}"))?;
                 let bytes = block.encode_to_vec();
                 let mut txn = store.db().begin_write()?;
                 txn.set_durability(Durability::None);

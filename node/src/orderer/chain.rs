@@ -22,8 +22,8 @@ use super::handoff::{PendingTransfer, TransferRequest};
 use super::status::{ChainStatus, Contacts};
 use super::storage::RaftStorage;
 use super::transport::{PeerState, Transport};
-use crate::identity::{MspSet, Policy};
-use crate::ledger::BlockStore;
+use crate::identity::{MspSet, Policy, SigningIdentity};
+use crate::ledger::{BlockStore, BlockVerifier};
 use crate::operations::metrics::ChainGauges;
 use crate::proto::admin::Role;
 use crate::proto::common::{BatchOptions, ChannelConfig, RaftOptions};
@@ -58,6 +58,16 @@ pub enum Outcome {
     Unavailable(String),
 }
 
+/// What a chain uses of the orderer it runs on.
+#[derive(Clone)]
+pub struct OrdererParts {
+    pub name: String,
+    pub transport: Arc<Transport>,
+    pub runtime: tokio::runtime::Handle,
+    /// Signs the blocks the chain creates while it leads.
+    pub signer: Arc<SigningIdentity>,
+}
+
 /// The async side's view of a running chain.
 pub struct ChainHandle {
     pub config: ChannelConfig,
@@ -76,17 +86,26 @@ pub struct ChainHandle {
 }
 
 impl ChainHandle {
-    /// Opens (or creates) the chain's storage under `dir` and starts its thread.
+    /// Opens (or creates) the chain's storage under `dir` and starts its thread, as consenter
+    /// `node_id` of the channel on orderer `node`.
     pub fn start(
         config: ChannelConfig,
         node_id: u64,
-        node_name: &str,
+        node: &OrdererParts,
         dir: &std::path::Path,
-        transport: Arc<Transport>,
-        runtime: tokio::runtime::Handle,
         genesis: Option<&crate::proto::common::Block>,
     ) -> anyhow::Result<Arc<Self>> {
+        let OrdererParts {
+            name: node_name,
+            transport,
+            runtime,
+            signer,
+        } = node.clone();
         let msps = MspSet::new(&config.organizations)?;
+        let verifier = Arc::new(
+            BlockVerifier::new(&config)
+                .with_context(|| format!("channel {}", config.channel_id))?,
+        );
         let policies = config.policies.clone().unwrap_or_default();
         let writers: Policy = policies
             .writers
@@ -164,6 +183,8 @@ impl ChainHandle {
             next_leader_check: Instant::now(),
             gauges: ChainGauges::new(&config.channel_id),
             transfer: None,
+            signer,
+            verifier,
         };
         let election_timeout = chain.election_timeout();
         let channel = config.channel_id.clone();
@@ -189,7 +210,7 @@ impl ChainHandle {
         Ok(Arc::new(Self {
             config,
             node_id,
-            node_name: node_name.to_string(),
+            node_name,
             store,
             msps,
             writers,
@@ -326,6 +347,10 @@ pub(super) struct Chain {
     pub(super) gauges: ChainGauges,
     /// A leadership transfer under way (this node leads and hands over).
     pub(super) transfer: Option<PendingTransfer>,
+    /// Signs the blocks this orderer creates while it leads.
+    signer: Arc<SigningIdentity>,
+    /// Checks blocks pulled from other orderers to catch up.
+    pub(super) verifier: Arc<BlockVerifier>,
 }
 
 /// The text of a caught panic.
@@ -539,23 +564,29 @@ impl Chain {
                 continue;
             }
             let ids: Vec<String> = batch_ids;
-            let (block, bytes) = creator.create(txs);
-            let number = block.header.as_ref().map(|h| h.number).unwrap_or_default();
-            if let Err(e) = self.raw.propose(Vec::new(), bytes) {
-                self.gauges.proposal_failures.inc();
-                tracing::warn!(channel = %self.channel, block = number, error = %e, "proposal dropped");
-                for id in ids {
-                    self.queued.remove(&id);
-                    for w in self.waiters.remove(&id).unwrap_or_default() {
-                        let _ = w.send(Outcome::Unavailable("proposal dropped; retry".into()));
+            let proposed = creator.create(txs).and_then(|(block, bytes)| {
+                let number = block.header.as_ref().map(|h| h.number).unwrap_or_default();
+                self.raw.propose(Vec::new(), bytes)?;
+                Ok(number)
+            });
+            let number = match proposed {
+                Ok(number) => number,
+                Err(e) => {
+                    self.gauges.proposal_failures.inc();
+                    tracing::warn!(channel = %self.channel, error = format!("{e:#}"), "proposal dropped");
+                    for id in ids {
+                        self.queued.remove(&id);
+                        for w in self.waiters.remove(&id).unwrap_or_default() {
+                            let _ = w.send(Outcome::Unavailable("proposal dropped; retry".into()));
+                        }
                     }
+                    // The creator has moved past a block that will not exist: start again once
+                    // everything proposed so far is applied.
+                    self.lose_leadership("proposal dropped; retry");
+                    self.leader_start_index = self.raw.raft.raft_log.last_index();
+                    return;
                 }
-                // The creator has moved past a block that will not exist: start again once
-                // everything proposed so far is applied.
-                self.lose_leadership("proposal dropped; retry");
-                self.leader_start_index = self.raw.raft.raft_log.last_index();
-                return;
-            }
+            };
             self.inflight.push_back(number);
         }
     }
@@ -669,7 +700,7 @@ impl Chain {
         {
             let tip = self.store.tip();
             tracing::info!(channel = %self.channel, node = self.id, height = tip.height, "leader ready to cut blocks");
-            self.creator = Some(BlockCreator::new(&tip));
+            self.creator = Some(BlockCreator::new(&tip, self.signer.clone()));
         }
     }
 

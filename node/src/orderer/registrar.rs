@@ -10,10 +10,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use prost::Message;
 
-use super::chain::ChainHandle;
+use super::chain::{ChainHandle, OrdererParts};
 use super::forwarder::Forwarder;
 use super::transport::Transport;
-use crate::identity::{MspSet, Policy};
+use crate::identity::{MspSet, Policy, SigningIdentity};
 use crate::ledger::channel_config;
 use crate::proto::common::{Block, ChannelConfig};
 use crate::tls::{pem_to_der, TlsMaterial};
@@ -29,6 +29,8 @@ pub struct Registrar {
     chains: RwLock<HashMap<String, Arc<ChainHandle>>>,
     /// The node's own organisation, for checking admin certificates.
     pub own_org: MspSet,
+    /// The orderer's signing identity (OU=orderer): it signs the blocks it creates.
+    pub signer: Arc<SigningIdentity>,
     /// Set on SIGTERM once leadership is handed over: new broadcasts are refused.
     stopping: AtomicBool,
     /// Broadcasts taken and not yet answered.
@@ -67,6 +69,7 @@ impl Registrar {
         tls: TlsMaterial,
         admin_root_pem: Vec<u8>,
         runtime: tokio::runtime::Handle,
+        signer: SigningIdentity,
     ) -> anyhow::Result<Arc<Self>> {
         let tls_der = pem_to_der(&tls.cert_pem).context("TLS certificate is not PEM")?;
         let own_org = crate::adminapi::own_org(msp_id, admin_root_pem)?;
@@ -80,6 +83,7 @@ impl Registrar {
             runtime,
             chains: RwLock::new(HashMap::new()),
             own_org,
+            signer: Arc::new(signer),
             stopping: AtomicBool::new(false),
             broadcasts: AtomicUsize::new(0),
             broadcasts_done: tokio::sync::Notify::new(),
@@ -143,15 +147,13 @@ impl Registrar {
         })?;
         let dir = self.data_dir.join("channels").join(&cfg.channel_id);
         let channel = cfg.channel_id.clone();
-        let chain = ChainHandle::start(
-            cfg,
-            id,
-            &self.name,
-            &dir,
-            self.transport.clone(),
-            self.runtime.clone(),
-            genesis,
-        )?;
+        let parts = OrdererParts {
+            name: self.name.clone(),
+            transport: self.transport.clone(),
+            runtime: self.runtime.clone(),
+            signer: self.signer.clone(),
+        };
+        let chain = ChainHandle::start(cfg, id, &parts, &dir, genesis)?;
         self.chains
             .write()
             .expect("chains")
@@ -305,7 +307,13 @@ pub fn check_config(cfg: &ChannelConfig) -> anyhow::Result<()> {
         ("writers", &policies.writers),
         ("readers", &policies.readers),
         ("admins", &policies.admins),
+        ("blockValidation", &policies.block_validation),
     ] {
+        // An empty BlockValidation policy means the default (any consenter organisation's
+        // orderer); the others are required.
+        if name == "blockValidation" && text.trim().is_empty() {
+            continue;
+        }
         let p: Policy = text.parse().with_context(|| format!("policies.{name}"))?;
         for msp in p.msp_ids() {
             if !msps.contains(&msp) {

@@ -63,9 +63,11 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
     } = crate::serve::prepare(&cfg).await?;
     let server_tls = tls.server_config();
     let runtime = tokio::runtime::Handle::current();
+    let signer =
+        crate::serve::signing_identity(&cfg, "orderer", "the blocks it creates are signed")?;
     let (name, msp, data_dir) = (cfg.name.clone(), cfg.msp_id.clone(), cfg.data_dir.clone());
     let reg = tokio::task::spawn_blocking(move || {
-        Registrar::open(&name, &msp, data_dir, tls, admin_root, runtime)
+        Registrar::open(&name, &msp, data_dir, tls, admin_root, runtime, signer)
     })
     .await??;
     tracing::info!(node = %cfg.name, address = %cfg.listen_address, channels = reg.list().len(), "orderer started");

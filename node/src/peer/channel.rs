@@ -16,7 +16,7 @@ use super::events::filtered;
 use super::statedb::{create_tables, StateReader};
 use super::validator::ChannelRules;
 use crate::identity::{MspSet, Policy};
-use crate::ledger::BlockStore;
+use crate::ledger::{BlockStore, BlockVerifier};
 use crate::proto::common::{Block, ChannelConfig};
 use crate::proto::peer::FilteredBlock;
 use crate::tls::TlsMaterial;
@@ -45,6 +45,8 @@ pub struct PeerStatus {
 pub struct PeerChannel {
     pub config: ChannelConfig,
     pub rules: ChannelRules,
+    /// Blocks from the orderers must carry signatures that satisfy BlockValidation.
+    pub blocks: BlockVerifier,
     pub db: Arc<Database>,
     pub store: BlockStore,
     status: watch::Sender<PeerStatus>,
@@ -81,9 +83,12 @@ impl PeerChannel {
             admins: parse("admins", &policies.admins)?,
             policies: Mutex::new(HashMap::new()),
         };
+        let blocks = BlockVerifier::new(&config)
+            .with_context(|| format!("channel {}", config.channel_id))?;
         let ch = Arc::new(Self {
             config,
             rules,
+            blocks,
             db,
             store,
             status: watch::channel(PeerStatus::default()).0,

@@ -1,6 +1,7 @@
 //! Pulls a channel's blocks from its orderers with Deliver, from the peer's own height on.
 //! When the orderer it pulls from fails or its stream breaks, it moves to the next one.
-//! Every block must extend the chain it already has before it is queued for commit.
+//! Every block must carry the channel's orderers' signatures and extend the chain it
+//! already has before it is queued for commit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,6 +117,11 @@ async fn pull(
         };
         match msg.r#type {
             Some(deliver_response::Type::Block(block)) => {
+                // Signed by the channel's orderers, or not taken at all: an orderer whose
+                // blocks fail is left for another.
+                ch.blocks
+                    .verify_signatures(&block)
+                    .map_err(|e| anyhow::anyhow!("refused a block: {e}"))?;
                 check_extends(&block, cursor)?;
                 if commit.send(block).await.is_err() {
                     return Ok(());

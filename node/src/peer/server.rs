@@ -10,7 +10,6 @@ use super::endorser::EndorserService;
 use super::events::EventsService;
 use super::registrar::PeerRegistrar;
 use crate::config::NodeConfig;
-use crate::identity::SigningIdentity;
 use crate::proto::admin::admin_server::AdminServer;
 use crate::proto::peer::endorser_server::EndorserServer;
 use crate::proto::peer::events_server::EventsServer;
@@ -19,11 +18,7 @@ const MAX_MESSAGE: usize = 256 << 20;
 
 /// Serves until `shutdown` resolves.
 pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-    let id = cfg.identity.as_ref().context(
-        "a peer needs `identity: {cert, key}` in its config: the signing certificate (OU=peer) its endorsements are made with",
-    )?;
-    let signer = SigningIdentity::load(&cfg.msp_id, &id.cert, &id.key)
-        .with_context(|| format!("identity {}", id.cert.display()))?;
+    let signer = crate::serve::signing_identity(&cfg, "peer", "its endorsements are made")?;
     let crate::serve::Prepared {
         tls,
         admin_root,

@@ -10,4 +10,5 @@ mod handoff;
 mod local_up;
 mod operations;
 mod peers;
+mod signed_blocks;
 mod support;
