@@ -178,7 +178,9 @@ impl Client {
             } else {
                 SeekBehavior::BlockUntilReady
             } as i32,
+            signature: None,
         };
+        let req = crate::signed_request::sign(req, &self.signer)?;
         let stream = client
             .deliver(req)
             .await

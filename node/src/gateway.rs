@@ -163,10 +163,14 @@ impl Client {
         start: Option<u64>,
     ) -> anyhow::Result<tonic::Streaming<FilteredBlock>> {
         Ok(EventsClient::new(self.channel(addr)?)
-            .commit_events(CommitEventsRequest {
-                channel_id: channel.to_string(),
-                start,
-            })
+            .commit_events(crate::signed_request::sign(
+                CommitEventsRequest {
+                    channel_id: channel.to_string(),
+                    start,
+                    signature: None,
+                },
+                &self.signer,
+            )?)
             .await
             .map_err(|s| anyhow::anyhow!("peer {addr}: {}", s.message()))?
             .into_inner())

@@ -17,4 +17,5 @@ pub mod orderer;
 pub mod peer;
 pub mod proto;
 pub mod serve;
+pub mod signed_request;
 pub mod tls;

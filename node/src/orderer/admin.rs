@@ -155,9 +155,13 @@ impl admin_server::Admin for AdminService {
         req: Request<NodeInfoRequest>,
     ) -> Result<Response<NodeInfoResponse>, Status> {
         self.authorize(&req)?;
-        let certs = certificate_info("tls", self.reg.tls_der())
-            .into_iter()
-            .collect();
+        let certs = [
+            certificate_info("tls", self.reg.tls_der()),
+            certificate_info("signing", self.reg.signer.cert_pem()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let channels = self
             .reg
             .list()

@@ -205,6 +205,7 @@ impl Chain {
             channel: &self.channel,
             store: &self.store,
             verifier: &self.verifier,
+            signer: &self.signer,
             stopping: &self.stopping,
         }
         .pull(&sources, target)

@@ -10,6 +10,7 @@ use prost::Message;
 use redb::Durability;
 
 use super::transport::Transport;
+use crate::identity::SigningIdentity;
 use crate::ledger::{tx_ids, BlockStore, BlockVerifier};
 use crate::proto::orderer::{
     atomic_broadcast_client::AtomicBroadcastClient, deliver_response, DeliverRequest, SeekBehavior,
@@ -22,6 +23,8 @@ pub struct Puller<'a> {
     pub channel: &'a str,
     pub store: &'a Arc<BlockStore>,
     pub verifier: &'a BlockVerifier,
+    /// Signs the Deliver requests (the orderer's own identity).
+    pub signer: &'a SigningIdentity,
     /// Set when the chain stops: the pull gives up.
     pub stopping: &'a AtomicBool,
 }
@@ -50,6 +53,7 @@ impl Puller<'_> {
                     store,
                     target,
                     self.verifier,
+                    self.signer,
                 ));
                 if let Err(e) = res {
                     tracing::warn!(channel, source = %addr, error = format!("{e:#}"), "block pull failed; trying another orderer");
@@ -69,6 +73,7 @@ async fn pull_from(
     store: &BlockStore,
     target: u64,
     verifier: &BlockVerifier,
+    signer: &SigningIdentity,
 ) -> anyhow::Result<()> {
     let mut client =
         AtomicBroadcastClient::new(transport.channel(addr)?).max_decoding_message_size(256 << 20);
@@ -77,7 +82,9 @@ async fn pull_from(
         start: store.height(),
         stop: Some(target - 1),
         behavior: SeekBehavior::FailIfNotReady as i32,
+        signature: None,
     };
+    let req = crate::signed_request::sign(req, signer)?;
     let mut stream = tokio::time::timeout(Duration::from_secs(5), client.deliver(req))
         .await
         .context("deliver timed out")??

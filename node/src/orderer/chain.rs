@@ -348,7 +348,7 @@ pub(super) struct Chain {
     /// A leadership transfer under way (this node leads and hands over).
     pub(super) transfer: Option<PendingTransfer>,
     /// Signs the blocks this orderer creates while it leads.
-    signer: Arc<SigningIdentity>,
+    pub(super) signer: Arc<SigningIdentity>,
     /// Checks blocks pulled from other orderers to catch up.
     pub(super) verifier: Arc<BlockVerifier>,
 }

@@ -1,11 +1,13 @@
 //! Deliver: streams a channel's blocks from `start` to `stop`, or follows new blocks as they
-//! are written. Readers are members of the channel's organisations (by TLS certificate).
+//! are written. Readers hold a TLS certificate of a channel organisation and sign their
+//! request as a member of the channel's Readers policy.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::chain::ChainHandle;
 use super::registrar::Registrar;
 use crate::proto::common::Status;
 use crate::proto::orderer::{
@@ -21,14 +23,30 @@ fn deliver_status(s: Status, info: impl Into<String>) -> DeliverResponse {
     }
 }
 
-pub fn serve(
-    reg: Arc<Registrar>,
-    req: DeliverRequest,
-    peer_cert: Option<Vec<u8>>,
-) -> DeliverStream {
+/// Whether the sender may read the channel: its TLS certificate is from one of the channel's
+/// organisations and its signed request satisfies the Readers policy. The error says why not.
+pub fn authorize(
+    chain: &ChainHandle,
+    req: &DeliverRequest,
+    peer_cert: Option<&[u8]>,
+) -> Result<(), String> {
+    if peer_cert
+        .and_then(|der| chain.msps.tls_identity(der))
+        .is_none()
+    {
+        return Err(format!(
+            "the client's TLS certificate is not from an organisation of channel {}",
+            req.channel_id
+        ));
+    }
+    crate::signed_request::authorize(req, &req.channel_id, &chain.msps, &chain.readers).map(|_| ())
+}
+
+/// Streams what `req` asks for; the sender is authorised already ([`authorize`]).
+pub fn serve(reg: Arc<Registrar>, req: DeliverRequest) -> DeliverStream {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
-        let end = match stream_blocks(&reg, &req, peer_cert, &tx).await {
+        let end = match stream_blocks(&reg, &req, &tx).await {
             Ok(end) => end,
             Err(()) => return, // The client went away.
         };
@@ -43,7 +61,6 @@ type Tx = mpsc::Sender<Result<DeliverResponse, tonic::Status>>;
 async fn stream_blocks(
     reg: &Registrar,
     req: &DeliverRequest,
-    peer_cert: Option<Vec<u8>>,
     tx: &Tx,
 ) -> Result<DeliverResponse, ()> {
     let Some(chain) = reg.get(&req.channel_id) else {
@@ -55,19 +72,6 @@ async fn stream_blocks(
             ),
         ));
     };
-    let member = peer_cert
-        .as_deref()
-        .and_then(|der| chain.msps.tls_identity(der))
-        .is_some();
-    if !member {
-        return Ok(deliver_status(
-            Status::Forbidden,
-            format!(
-                "the client's TLS certificate is not from an organisation of channel {}",
-                req.channel_id
-            ),
-        ));
-    }
     if let Some(stop) = req.stop {
         if stop < req.start {
             return Ok(deliver_status(

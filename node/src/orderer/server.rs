@@ -45,11 +45,11 @@ impl AtomicBroadcast for BroadcastService {
         req: Request<DeliverRequest>,
     ) -> Result<Response<Self::DeliverStream>, Status> {
         let cert = peer_cert(&req);
-        Ok(Response::new(deliver::serve(
-            self.reg.clone(),
-            req.into_inner(),
-            cert,
-        )))
+        let req = req.into_inner();
+        if let Some(chain) = self.reg.get(&req.channel_id) {
+            deliver::authorize(&chain, &req, cert.as_deref()).map_err(Status::permission_denied)?;
+        }
+        Ok(Response::new(deliver::serve(self.reg.clone(), req)))
     }
 }
 

@@ -15,7 +15,7 @@ use super::deliverclient;
 use super::events::filtered;
 use super::statedb::{create_tables, StateReader};
 use super::validator::ChannelRules;
-use crate::identity::{MspSet, Policy};
+use crate::identity::{MspSet, Policy, SigningIdentity};
 use crate::ledger::{BlockStore, BlockVerifier};
 use crate::proto::common::{Block, ChannelConfig};
 use crate::proto::peer::FilteredBlock;
@@ -81,6 +81,7 @@ impl PeerChannel {
             msps: MspSet::new(&config.organizations).context("channel organizations")?,
             writers: parse("writers", &policies.writers)?,
             admins: parse("admins", &policies.admins)?,
+            readers: parse("readers", &policies.readers)?,
             policies: Mutex::new(HashMap::new()),
         };
         let blocks = BlockVerifier::new(&config)
@@ -181,7 +182,12 @@ impl PeerChannel {
     }
 
     /// Starts pulling and committing blocks until [`PeerChannel::stop`].
-    pub fn start(self: &Arc<Self>, tls: TlsMaterial, runtime: &tokio::runtime::Handle) {
+    pub fn start(
+        self: &Arc<Self>,
+        tls: TlsMaterial,
+        signer: Arc<SigningIdentity>,
+        runtime: &tokio::runtime::Handle,
+    ) {
         let (tx, rx) = mpsc::channel::<Block>(COMMIT_QUEUE);
         let ch = self.clone();
         // Validation and redb writes block: they get a thread of their own.
@@ -192,7 +198,7 @@ impl PeerChannel {
         *self.commit_thread.lock().expect("commit_thread") = Some(thread);
         let ch = self.clone();
         let stop = self.stop.subscribe();
-        runtime.spawn(async move { deliverclient::run(ch, tls, tx, stop).await });
+        runtime.spawn(async move { deliverclient::run(ch, tls, signer, tx, stop).await });
     }
 
     pub fn stop(&self) {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::channel::PeerChannel;
+use crate::identity::SigningIdentity;
 use crate::ledger::{data_hash, header_hash};
 use crate::proto::common::{Block, Status};
 use crate::proto::orderer::{
@@ -33,6 +34,7 @@ struct Cursor {
 pub async fn run(
     ch: Arc<PeerChannel>,
     tls: TlsMaterial,
+    signer: Arc<SigningIdentity>,
     commit: mpsc::Sender<Block>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -55,7 +57,7 @@ pub async fn run(
             let endpoint = &endpoints[turn % endpoints.len()];
             turn += 1;
             let result = tokio::select! {
-                r = pull(&ch, &tls, endpoint, &endpoints, &mut cursor, &commit) => r,
+                r = pull(&ch, &tls, &signer, endpoint, &endpoints, &mut cursor, &commit) => r,
                 _ = stop.wait_for(|s| *s) => return,
             };
             match result {
@@ -78,6 +80,7 @@ pub async fn run(
 async fn pull(
     ch: &PeerChannel,
     tls: &TlsMaterial,
+    signer: &SigningIdentity,
     endpoint: &str,
     all: &[String],
     cursor: &mut Cursor,
@@ -86,12 +89,16 @@ async fn pull(
     let mut client =
         AtomicBroadcastClient::new(tls.channel(endpoint)?).max_decoding_message_size(MAX_MESSAGE);
     let mut stream = client
-        .deliver(DeliverRequest {
-            channel_id: ch.channel_id().to_string(),
-            start: cursor.next,
-            stop: None,
-            behavior: SeekBehavior::BlockUntilReady as i32,
-        })
+        .deliver(crate::signed_request::sign(
+            DeliverRequest {
+                channel_id: ch.channel_id().to_string(),
+                start: cursor.next,
+                stop: None,
+                behavior: SeekBehavior::BlockUntilReady as i32,
+                signature: None,
+            },
+            signer,
+        )?)
         .await?
         .into_inner();
     ch.set_orderer(endpoint);
@@ -102,7 +109,7 @@ async fn pull(
             Err(_) => {
                 let others = all.iter().filter(|e| *e != endpoint);
                 for other in others {
-                    if has_block(ch, tls, other, cursor.next).await {
+                    if has_block(ch, tls, signer, other, cursor.next).await {
                         anyhow::bail!(
                             "sent nothing for {QUIET:?} while {other} has block {}",
                             cursor.next
@@ -137,17 +144,27 @@ async fn pull(
 }
 
 /// Whether orderer `endpoint` has block `number` already.
-async fn has_block(ch: &PeerChannel, tls: &TlsMaterial, endpoint: &str, number: u64) -> bool {
+async fn has_block(
+    ch: &PeerChannel,
+    tls: &TlsMaterial,
+    signer: &SigningIdentity,
+    endpoint: &str,
+    number: u64,
+) -> bool {
     let probe = async {
         let mut client = AtomicBroadcastClient::new(tls.channel(endpoint)?)
             .max_decoding_message_size(MAX_MESSAGE);
         let mut stream = client
-            .deliver(DeliverRequest {
-                channel_id: ch.channel_id().to_string(),
-                start: number,
-                stop: Some(number),
-                behavior: SeekBehavior::FailIfNotReady as i32,
-            })
+            .deliver(crate::signed_request::sign(
+                DeliverRequest {
+                    channel_id: ch.channel_id().to_string(),
+                    start: number,
+                    stop: Some(number),
+                    behavior: SeekBehavior::FailIfNotReady as i32,
+                    signature: None,
+                },
+                signer,
+            )?)
             .await?
             .into_inner();
         let first = stream.message().await?;

@@ -20,7 +20,7 @@ const GENESIS_FILE: &str = "genesis.block";
 pub struct PeerRegistrar {
     pub name: String,
     pub msp_id: String,
-    pub signer: SigningIdentity,
+    pub signer: Arc<SigningIdentity>,
     /// The peer's own organisation, for checking admin TLS certificates.
     pub own_org: MspSet,
     data_dir: PathBuf,
@@ -49,7 +49,7 @@ impl PeerRegistrar {
         let reg = Arc::new(Self {
             name: name.to_string(),
             msp_id,
-            signer,
+            signer: Arc::new(signer),
             own_org,
             data_dir,
             tls,
@@ -105,7 +105,7 @@ impl PeerRegistrar {
         let dir = self.data_dir.join("channels").join(&cfg.channel_id);
         let id = cfg.channel_id.clone();
         let ch = PeerChannel::open(cfg, &dir, &genesis)?;
-        ch.start(self.tls.clone(), &self.runtime);
+        ch.start(self.tls.clone(), self.signer.clone(), &self.runtime);
         tracing::info!(channel = %id, peer = %self.name, height = ch.store.height(), "channel open");
         self.channels
             .write()

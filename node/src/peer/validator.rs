@@ -38,6 +38,8 @@ pub struct ChannelRules {
     pub msps: MspSet,
     pub writers: Policy,
     pub admins: Policy,
+    /// Who may read blocks and commit events.
+    pub readers: Policy,
     /// Parsed endorsement policies by their text.
     pub policies: Mutex<HashMap<String, Arc<Policy>>>,
 }

@@ -11,4 +11,5 @@ mod local_up;
 mod operations;
 mod peers;
 mod signed_blocks;
+mod signed_requests;
 mod support;

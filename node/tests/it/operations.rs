@@ -114,8 +114,9 @@ async fn nodes_report_health_readiness_metrics_and_who_they_are() {
     );
     assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(info.channels, vec![ch.clone()]);
+    let usages: Vec<&str> = info.certificates.iter().map(|c| c.usage.as_str()).collect();
+    assert_eq!(usages, ["tls", "signing"]);
     let tls = &info.certificates[0];
-    assert_eq!(tls.usage, "tls");
     assert!(
         tls.not_before <= now && tls.not_after > now + 300 * 86_400,
         "{tls:?}"
@@ -135,6 +136,25 @@ async fn nodes_report_health_readiness_metrics_and_who_they_are() {
         .map(|c| c.usage.as_str())
         .collect();
     assert_eq!(usages, ["tls", "signing"]);
+    // Commit events, like Deliver, are for signed requests of channel readers.
+    let mut events = raftnet_node::proto::peer::events_client::EventsClient::new(
+        lab.org1.channel(&lab.peer_addr(0)).unwrap(),
+    );
+    let refused = events
+        .commit_events(raftnet_node::proto::peer::CommitEventsRequest {
+            channel_id: ch.clone(),
+            start: Some(0),
+            signature: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert!(
+        refused.message().contains("not signed"),
+        "{}",
+        refused.message()
+    );
+
     // Another organisation's admin is refused, as on every admin call.
     let err = lab
         .admin_of_peer(2)

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use raftnet_node::client::Client;
 use raftnet_node::local::LocalCluster;
-use raftnet_node::network::ordering::{generate, OrderingSpec};
+use raftnet_node::network::ordering::{generate_network, OrderingSpec};
+use raftnet_node::network::plan::NetworkPlan;
 use raftnet_node::proto::common::{Block, Status};
 
 pub const TIMEOUT: Duration = Duration::from_secs(20);
@@ -18,8 +19,14 @@ pub struct Net {
 }
 
 pub async fn start(spec: OrderingSpec) -> Net {
+    start_plan(spec.plan()).await
+}
+
+/// Generates the network of `plan` (its first channel is the one the helpers use), starts
+/// its orderers and joins them.
+pub async fn start_plan(plan: NetworkPlan) -> Net {
     let dir = tempfile::tempdir().unwrap();
-    let layout = generate(dir.path(), &spec).unwrap();
+    let layout = generate_network(dir.path(), &plan).unwrap();
     let admin = Client::load(&layout.admin).unwrap();
     let client = Client::load(&layout.client).unwrap();
     let mut cluster = LocalCluster::new(layout, Path::new(env!("CARGO_BIN_EXE_raftnet-node")));
