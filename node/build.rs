@@ -9,7 +9,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/admin.proto",
         "proto/peer.proto",
     ];
-    tonic_prost_build::configure().compile_protos(&protos, &["proto"])?;
+    // Undecodable messages get INVALID_ARGUMENT, not INTERNAL (src/codec.rs).
+    tonic_prost_build::configure()
+        .codec_path("crate::codec::StrictCodec")
+        .compile_protos(&protos, &["proto"])?;
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -99,6 +99,19 @@ pub struct NetworkSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub image: Option<String>,
+
+    /// How long the certificates issued to nodes, admins and clients are valid, e.g. `8760h`
+    /// (the CAs are valid ten years); default one year. `NodeInfo` reports each node's expiry.
+    #[serde(default = "default_certificate_validity")]
+    #[schemars(pattern(DURATION_PATTERN))]
+    pub certificate_validity: String,
+}
+
+/// One year.
+pub const DEFAULT_CERTIFICATE_VALIDITY: &str = "8760h";
+
+fn default_certificate_validity() -> String {
+    DEFAULT_CERTIFICATE_VALIDITY.into()
 }
 
 /// The orderer organisation.
@@ -332,6 +345,7 @@ impl NetworkSpec {
         if let Some(image) = &self.image {
             problems.not_blank("spec.image", image);
         }
+        problems.positive_duration("spec.certificateValidity", &self.certificate_validity);
         problems.into_result()
     }
 

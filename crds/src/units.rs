@@ -1,4 +1,5 @@
-//! Durations and sizes as manifests write them: `100ms`, `2s`, `5m`; `512Ki`, `2Mi`, `1Gi`, `4096`.
+//! Durations and sizes as manifests write them: `100ms`, `2s`, `5m`, `8760h`; `512Ki`, `2Mi`,
+//! `1Gi`, `4096`.
 //!
 //! The patterns are the ones the CRD schema carries, so a value the API server accepts is a value
 //! these functions parse, and the other way round.
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use regex::Regex;
 
-/// A duration: a whole number followed by `ms`, `s` or `m` (minutes).
-pub const DURATION_PATTERN: &str = "^[0-9]+(ms|s|m)$";
+/// A duration: a whole number followed by `ms`, `s`, `m` (minutes) or `h` (hours).
+pub const DURATION_PATTERN: &str = "^[0-9]+(ms|s|m|h)$";
 
 /// A size: a whole number of bytes, optionally with a binary suffix `Ki`, `Mi` or `Gi`
 /// (the Kubernetes quantity suffixes; `2Mi` is 2 × 1024 × 1024 bytes).
@@ -20,7 +21,7 @@ static DURATION: LazyLock<Regex> =
 static SIZE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(SIZE_PATTERN).expect("SIZE_PATTERN is a valid regex"));
 
-/// Parses a duration such as `100ms`, `2s` or `5m`.
+/// Parses a duration such as `100ms`, `2s`, `5m` or `8760h`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -30,8 +31,8 @@ static SIZE: LazyLock<Regex> =
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     if !DURATION.is_match(value) {
         return Err(format!(
-            "{value:?} is not a duration: expected a whole number followed by ms, s or m \
-             (e.g. 100ms, 2s, 5m)"
+            "{value:?} is not a duration: expected a whole number followed by ms, s, m or h \
+             (e.g. 100ms, 2s, 5m, 8760h)"
         ));
     }
     // The pattern admits only what humantime reads the same way; humantime does the arithmetic
@@ -75,13 +76,14 @@ mod tests {
         assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("0ms"), Ok(Duration::ZERO));
         for bad in [
             "",
             "5",
             "5 seconds",
             "1.5s",
-            "1h",
+            "1d",
             "-1s",
             "1m30s",
             " 5s",
@@ -95,7 +97,7 @@ mod tests {
         }
         assert!(parse_duration("5 seconds")
             .unwrap_err()
-            .contains("expected a whole number followed by ms, s or m"));
+            .contains("expected a whole number followed by ms, s, m or h"));
         assert!(parse_duration("99999999999999999999999s").is_err());
     }
 

@@ -212,7 +212,7 @@ fn schema_has_patterns_defaults_and_unique_lists() {
     let spec = &network["properties"]["spec"]["properties"];
     assert_eq!(
         spec["raft"]["properties"]["tickInterval"]["pattern"],
-        "^[0-9]+(ms|s|m)$"
+        "^[0-9]+(ms|s|m|h)$"
     );
     assert_eq!(
         spec["raft"]["properties"]["tickInterval"]["default"],
@@ -589,13 +589,17 @@ fn bad_duration_is_refused() {
     assert!(
         problems[0].starts_with(
             "Network first-network: spec.batch.batchTimeout: \"5 seconds\" is not a duration: \
-             expected a whole number followed by ms, s or m"
+             expected a whole number followed by ms, s, m or h"
         ),
         "{problems:#?}"
     );
     assert_problem(
         &first_network_with("tickInterval: 500ms", "tickInterval: 0ms"),
         "Network first-network: spec.raft.tickInterval: must be greater than zero",
+    );
+    assert_problem(
+        &first_network_with("  raft:\n", "  certificateValidity: 0h\n  raft:\n"),
+        "Network first-network: spec.certificateValidity: must be greater than zero",
     );
 }
 

@@ -6,6 +6,7 @@ pub mod adminapi;
 pub mod chaincode;
 pub mod cli;
 pub mod client;
+pub mod codec;
 pub mod config;
 pub mod gateway;
 pub mod identity;

@@ -49,6 +49,8 @@ pub struct CertificateAuthority {
     key_pem: String,
     org_name: String,
     issuer: Issuer<'static, KeyPair>,
+    /// How long the certificates it issues are valid.
+    leaf_validity: Duration,
 }
 
 impl std::fmt::Debug for CertificateAuthority {
@@ -102,6 +104,7 @@ impl CertificateAuthority {
             key_pem: key.serialize_pem(),
             org_name: org_name.to_string(),
             issuer: Issuer::new(params, key),
+            leaf_validity: VALIDITY,
         })
     }
 
@@ -153,7 +156,14 @@ impl CertificateAuthority {
             key_pem: key_pem.to_string(),
             org_name,
             issuer,
+            leaf_validity: VALIDITY,
         })
+    }
+
+    /// The same CA issuing certificates valid for `validity` (10 years unless set).
+    pub fn with_leaf_validity(mut self, validity: std::time::Duration) -> Self {
+        self.leaf_validity = Duration::try_from(validity).unwrap_or(VALIDITY);
+        self
     }
 
     pub fn cert_pem(&self) -> &str {
@@ -196,7 +206,7 @@ impl CertificateAuthority {
         params.distinguished_name = dn;
         params.is_ca = IsCa::ExplicitNoCa;
         params.not_before = now - BACKDATE;
-        params.not_after = now + VALIDITY;
+        params.not_after = now + self.leaf_validity;
         params.use_authority_key_identifier_extension = true;
         match usage {
             CertUsage::Signing => {

@@ -2,6 +2,7 @@
 //! with mode 0600).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -37,11 +38,14 @@ fn write_pair(dir: &Path, stem: &str, cert: &IssuedCert) -> anyhow::Result<(Path
 }
 
 impl OrgMaterial {
-    /// New CAs for `msp_id`, written under `dir`.
-    pub fn generate(msp_id: &str, dir: &Path) -> anyhow::Result<Self> {
-        let ca = CertificateAuthority::generate(msp_id, &format!("ca.{}", msp_id.to_lowercase()))?;
+    /// New CAs for `msp_id`, written under `dir`, issuing certificates valid for
+    /// `validity` (the CAs themselves are valid ten years).
+    pub fn generate(msp_id: &str, dir: &Path, validity: Duration) -> anyhow::Result<Self> {
+        let ca = CertificateAuthority::generate(msp_id, &format!("ca.{}", msp_id.to_lowercase()))?
+            .with_leaf_validity(validity);
         let tls_ca =
-            CertificateAuthority::generate(msp_id, &format!("tlsca.{}", msp_id.to_lowercase()))?;
+            CertificateAuthority::generate(msp_id, &format!("tlsca.{}", msp_id.to_lowercase()))?
+                .with_leaf_validity(validity);
         write_file(&dir.join("ca-cert.pem"), ca.cert_pem().as_bytes(), false)?;
         write_file(&dir.join("ca-key.pem"), ca.key_pem().as_bytes(), true)?;
         write_file(

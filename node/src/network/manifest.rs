@@ -161,6 +161,10 @@ pub fn plan(m: &Manifests) -> anyhow::Result<NetworkPlan> {
             )?,
             absolute_max_bytes: bytes32("spec.batch.absoluteMaxBytes", &batch.absolute_max_bytes)?,
         },
+        certificate_validity: std::time::Duration::from_millis(ms(
+            "spec.certificateValidity",
+            &spec.certificate_validity,
+        )?),
         channels,
     })
 }

@@ -145,6 +145,7 @@ impl OrderingSpec {
                 .collect(),
             raft: self.raft,
             batch: self.batch,
+            certificate_validity: super::plan::default_certificate_validity(),
             channels: vec![ChannelPlan {
                 name: self.channel.clone(),
                 orgs: self.orgs.clone(),
@@ -187,11 +188,12 @@ pub fn generate_network_at(
     let dir = dir.as_path();
     let orgs_dir = dir.join("orgs");
     let orderer_msp = plan.orderer_msp.as_str();
-    let orderer_org = OrgMaterial::generate(orderer_msp, &orgs_dir.join(orderer_msp))?;
+    let validity = plan.certificate_validity;
+    let orderer_org = OrgMaterial::generate(orderer_msp, &orgs_dir.join(orderer_msp), validity)?;
     let app_orgs: Vec<OrgMaterial> = plan
         .orgs
         .iter()
-        .map(|o| OrgMaterial::generate(&o.msp_id, &orgs_dir.join(&o.msp_id)))
+        .map(|o| OrgMaterial::generate(&o.msp_id, &orgs_dir.join(&o.msp_id), validity))
         .collect::<Result<_, _>>()?;
     let mut tls_roots = vec![orderer_org.tls_ca_path()];
     tls_roots.extend(app_orgs.iter().map(|o| o.tls_ca_path()));
@@ -591,6 +593,29 @@ mod tests {
             let ops = cfg.operations_address.expect("an operations address");
             assert!(ops.starts_with("127.0.0.1:") && ops != cfg.listen_address);
             assert!(san_dns_names(&cfg.tls.cert).contains(&"localhost".to_string()));
+        }
+    }
+
+    #[test]
+    fn certificates_are_valid_as_long_as_the_plan_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plan = OrderingSpec::default().plan();
+        assert_eq!(
+            plan.certificate_validity.as_secs(),
+            365 * 86_400,
+            "one year by default"
+        );
+        plan.certificate_validity = std::time::Duration::from_secs(48 * 3600);
+        let layout = generate_network(dir.path(), &plan).unwrap();
+        let cfg = NodeConfig::load(&layout.orderers[0].config).unwrap();
+        for cert in [cfg.tls.cert, cfg.identity.unwrap().cert] {
+            let pem = std::fs::read(&cert).unwrap();
+            let der = crate::tls::pem_to_der(&pem).unwrap();
+            let (_, c) = x509_parser::parse_x509_certificate(&der).unwrap();
+            let v = c.validity();
+            let secs = v.not_after.timestamp() - v.not_before.timestamp();
+            // 48 hours from a minute ago.
+            assert_eq!(secs, 48 * 3600 + 60, "{}", cert.display());
         }
     }
 

@@ -14,7 +14,15 @@ pub struct NetworkPlan {
     pub orgs: Vec<OrgPlan>,
     pub raft: RaftOptions,
     pub batch: BatchOptions,
+    /// How long node, admin and client certificates are valid.
+    pub certificate_validity: std::time::Duration,
     pub channels: Vec<ChannelPlan>,
+}
+
+/// The `Network` spec's default `certificateValidity`.
+pub fn default_certificate_validity() -> std::time::Duration {
+    raftnet_crds::parse_duration(raftnet_crds::network::DEFAULT_CERTIFICATE_VALIDITY)
+        .expect("the default certificate validity parses")
 }
 
 #[derive(Clone, Debug)]

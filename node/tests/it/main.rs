@@ -5,6 +5,7 @@ mod catch_up;
 mod cli;
 mod deliver;
 mod failover;
+mod fuzz;
 mod halt;
 mod handoff;
 mod local_up;
