@@ -83,6 +83,23 @@ async fn deliver_serves_signed_readers_and_refuses_everyone_else_with_reasons() 
             "refused",
         ),
         (
+            // An organisation the channel does not have.
+            {
+                let other = CertificateAuthority::generate("Org9MSP", "ca.org9").unwrap();
+                let c = other
+                    .issue("admin", Role::Admin, CertUsage::Signing, &[])
+                    .unwrap();
+                let id = SigningIdentity::from_pem(
+                    "Org9MSP",
+                    c.cert_pem.as_bytes(),
+                    c.key_pem.as_bytes(),
+                )
+                .unwrap();
+                sign(request(&ch), &id).unwrap()
+            },
+            "Org9MSP",
+        ),
+        (
             {
                 let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
                 let old = now - TIME_WINDOW - Duration::from_secs(60);
