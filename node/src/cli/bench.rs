@@ -1,6 +1,7 @@
 //! `raftnet bench`: orderers (and peers) as local processes (fsync on), measured from a
 //! client's side.
 
+mod cpu;
 mod e2e;
 pub mod load;
 mod restart;

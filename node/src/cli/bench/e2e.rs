@@ -13,6 +13,7 @@ use clap::Args;
 use serde_json::json;
 use tokio::sync::oneshot;
 
+use super::cpu::CpuSample;
 use super::{percentile, print_result};
 use crate::cli::ChannelOptions;
 use crate::client::Client;
@@ -145,6 +146,7 @@ pub async fn run(a: E2eArgs) -> anyhow::Result<()> {
         tokio::spawn(count_commits(events, counter, w));
     }
 
+    let cpu_start = CpuSample::take(&cluster);
     let started = Instant::now();
     let deadline = started + a.duration;
     let mut slots = Vec::new();
@@ -187,6 +189,7 @@ pub async fn run(a: E2eArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    let cpu = CpuSample::take(&cluster);
     let slowest = per_peer
         .iter()
         .min_by_key(|c| c.valid)
@@ -222,6 +225,7 @@ pub async fn run(a: E2eArgs) -> anyhow::Result<()> {
         "p50_ms": percentile(&latencies, 0.50),
         "p99_ms": percentile(&latencies, 0.99),
         "peers_agree": hashes.len() == 1,
+        "cpu_ms_per_tx": cpu.per_transaction(&cpu_start, slowest.valid),
         "p50_stage_ms": {
             "endorse": median(stages.endorse),
             "order": median(stages.order),
