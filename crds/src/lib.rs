@@ -12,6 +12,7 @@
 
 pub mod channel;
 pub mod crd;
+pub mod keys;
 pub mod manifest;
 pub mod names;
 pub mod network;
@@ -24,6 +25,7 @@ pub mod units;
 pub use channel::{
     BuiltinContract, Channel, ChannelPolicies, ChannelSpec, ChannelStatus, ContractSpec,
 };
+pub use keys::KeyAlgorithm;
 pub use manifest::{load_manifests, ManifestError, Manifests};
 pub use network::{
     BatchSpec, Network, NetworkSpec, NetworkStatus, OrdererOrganizationSpec, OrganizationSpec,

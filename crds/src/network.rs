@@ -9,6 +9,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::keys::KeyAlgorithm;
 use crate::names::{check_msp_id, MSP_ID_PATTERN};
 use crate::problems::{Duplicates, Problems};
 use crate::units::{DURATION_PATTERN, SIZE_PATTERN};
@@ -129,6 +130,11 @@ pub struct OrdererOrganizationSpec {
     /// even N tolerates no more failures than N-1.
     #[schemars(range(min = 1, max = MAX_ORDERERS))]
     pub orderers: u32,
+
+    /// Key algorithm of the orderers' signing identities (block signatures): `ECDSA-P256`
+    /// (default) or `Ed25519`.
+    #[serde(default)]
+    pub key_algorithm: KeyAlgorithm,
 }
 
 /// A peer organisation.
@@ -138,6 +144,11 @@ pub struct OrganizationSpec {
     /// MSP id of the organisation, e.g. `Org1MSP`.
     #[schemars(pattern(MSP_ID_PATTERN))]
     pub msp_id: String,
+
+    /// Key algorithm of its members' signing identities (transactions, endorsements):
+    /// `ECDSA-P256` (default) or `Ed25519`.
+    #[serde(default)]
+    pub key_algorithm: KeyAlgorithm,
 
     /// Number of peers of the organisation, 0 to 8.
     #[serde(default = "default_peers")]

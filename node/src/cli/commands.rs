@@ -55,6 +55,7 @@ pub fn bootstrap(a: BootstrapArgs) -> anyhow::Result<()> {
             peers_per_org: a.peers_per_org,
             raft: a.options.raft(),
             batch: a.options.batch(),
+            key_algorithm: a.key_algorithm,
         },
     )?;
     let mut t = table(&["ORDERER", "ADDRESS", "CONFIG"]);

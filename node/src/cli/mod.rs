@@ -205,6 +205,9 @@ pub struct BootstrapArgs {
     /// Peers of each application organisation (run with `raftnet-node peer --config`).
     #[arg(long, default_value_t = 0)]
     pub peers_per_org: usize,
+    /// Key algorithm of every organisation's signing identities: ECDSA-P256 or Ed25519.
+    #[arg(long, default_value = "ECDSA-P256")]
+    pub key_algorithm: crate::identity::KeyAlgorithm,
     #[command(flatten)]
     pub options: ChannelOptions,
 }

@@ -1,12 +1,13 @@
 //! A minimal certificate authority per organisation, so a network can be bootstrapped
 //! without external tooling: one CA issues signing certificates, another TLS certificates.
-//! Everything is ECDSA P-256 so the same keys work for ring signatures and rustls.
+//! CAs and TLS keys are ECDSA P-256, which ring and rustls both take; signing keys are P-256
+//! too unless the organisation chose Ed25519.
 
 use std::net::IpAddr;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256, PKCS_ED25519,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -51,6 +52,8 @@ pub struct CertificateAuthority {
     issuer: Issuer<'static, KeyPair>,
     /// How long the certificates it issues are valid.
     leaf_validity: Duration,
+    /// The key algorithm of the signing certificates it issues (TLS keys are P-256).
+    signing_algorithm: super::KeyAlgorithm,
 }
 
 impl std::fmt::Debug for CertificateAuthority {
@@ -105,6 +108,7 @@ impl CertificateAuthority {
             org_name: org_name.to_string(),
             issuer: Issuer::new(params, key),
             leaf_validity: VALIDITY,
+            signing_algorithm: super::KeyAlgorithm::EcdsaP256,
         })
     }
 
@@ -157,7 +161,14 @@ impl CertificateAuthority {
             org_name,
             issuer,
             leaf_validity: VALIDITY,
+            signing_algorithm: super::KeyAlgorithm::EcdsaP256,
         })
+    }
+
+    /// The same CA issuing signing certificates with `algorithm` keys (P-256 unless set).
+    pub fn with_signing_algorithm(mut self, algorithm: super::KeyAlgorithm) -> Self {
+        self.signing_algorithm = algorithm;
+        self
     }
 
     /// The same CA issuing certificates valid for `validity` (10 years unless set).
@@ -180,9 +191,10 @@ impl CertificateAuthority {
     }
 
     /// Issue a leaf certificate: subject CN=common_name, O=the CA's org, OU=role.as_str(),
-    /// fresh P-256 key. Signing: digital signature key usage. Tls: server+client auth EKUs and
-    /// SANs (each entry an IP address if it parses as one, else a DNS name). Valid ~10 years
-    /// starting a minute in the past.
+    /// fresh key (P-256; Ed25519 for signing certificates of a CA set to it). Signing: digital
+    /// signature key usage. Tls: server+client auth EKUs and SANs (each entry an IP address if
+    /// it parses as one, else a DNS name). Valid for the CA's leaf validity (10 years unless
+    /// set), starting a minute in the past.
     pub fn issue(
         &self,
         common_name: &str,
@@ -195,8 +207,12 @@ impl CertificateAuthority {
                 "cannot issue a certificate with an empty common name".into(),
             ));
         }
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
-            .map_err(|e| IdentityError::BadKey(format!("cannot generate a P-256 key: {e}")))?;
+        let algorithm = match (usage, self.signing_algorithm) {
+            (CertUsage::Signing, super::KeyAlgorithm::Ed25519) => &PKCS_ED25519,
+            _ => &PKCS_ECDSA_P256_SHA256,
+        };
+        let key = KeyPair::generate_for(algorithm)
+            .map_err(|e| IdentityError::BadKey(format!("cannot generate a key: {e}")))?;
         let now = OffsetDateTime::now_utc();
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();

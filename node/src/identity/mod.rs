@@ -16,6 +16,8 @@ use std::str::FromStr;
 pub use ca::{CertUsage, CertificateAuthority, IssuedCert};
 pub use msp::{MspSet, VerifiedIdentity};
 pub use policy::Policy;
+/// The key algorithm of signing identities, as the `Network` spec names it.
+pub use raftnet_crds::KeyAlgorithm;
 pub use signer::SigningIdentity;
 
 /// The role of a member of an organisation, carried in the OU of its certificates.

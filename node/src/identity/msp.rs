@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use ring::digest::{Context, SHA256};
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use x509_parser::certificate::X509Certificate;
-use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY};
+use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_SIG_ED25519};
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
@@ -31,8 +31,10 @@ pub struct VerifiedIdentity {
     /// From the certificate's OU; `None` if no OU names a known role.
     pub role: Option<Role>,
     pub common_name: String,
-    /// Uncompressed P-256 point, as `ring::signature::UnparsedPublicKey` wants it.
+    /// Uncompressed P-256 point or raw Ed25519 key, as `ring::signature::UnparsedPublicKey`
+    /// wants it.
     public_key: Vec<u8>,
+    algorithm: super::KeyAlgorithm,
     /// Unix seconds; the intersection of the leaf's and its root's validity.
     valid_from: i64,
     valid_until: i64,
@@ -49,11 +51,21 @@ impl fmt::Debug for VerifiedIdentity {
 }
 
 impl VerifiedIdentity {
-    /// Checks an ECDSA P-256 SHA-256 (ASN.1 DER) signature made by this identity.
+    /// Checks a signature made by this identity: ECDSA P-256 SHA-256 (ASN.1 DER) or Ed25519,
+    /// as its certificate's key says.
     pub fn verify_signature(&self, msg: &[u8], sig: &[u8]) -> Result<(), IdentityError> {
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &self.public_key)
+        let algorithm: &dyn ring::signature::VerificationAlgorithm = match self.algorithm {
+            super::KeyAlgorithm::EcdsaP256 => &ECDSA_P256_SHA256_ASN1,
+            super::KeyAlgorithm::Ed25519 => &ring::signature::ED25519,
+        };
+        UnparsedPublicKey::new(algorithm, &self.public_key)
             .verify(msg, sig)
             .map_err(|_| IdentityError::BadSignature)
+    }
+
+    /// The algorithm of its key.
+    pub fn algorithm(&self) -> super::KeyAlgorithm {
+        self.algorithm
     }
 
     /// The raw public key; two identities with the same MSP and key are the same signer.
@@ -80,6 +92,7 @@ impl VerifiedIdentity {
             role,
             common_name: common_name.to_string(),
             public_key: common_name.as_bytes().to_vec(),
+            algorithm: super::KeyAlgorithm::EcdsaP256,
             valid_from: i64::MIN,
             valid_until: i64::MAX,
         }
@@ -339,11 +352,15 @@ impl MspSet {
                 .as_ref()
                 .and_then(|p| p.as_oid().ok())
                 .is_some_and(|oid| oid == OID_EC_P256);
-        if !is_p256 {
+        let algorithm = if is_p256 {
+            super::KeyAlgorithm::EcdsaP256
+        } else if spki.algorithm.algorithm == OID_SIG_ED25519 {
+            super::KeyAlgorithm::Ed25519
+        } else {
             return Err(IdentityError::Certificate(format!(
-                "'{subject}' does not have an ECDSA P-256 public key"
+                "'{subject}' has neither an ECDSA P-256 nor an Ed25519 public key"
             )));
-        }
+        };
         let common_name = cert
             .subject()
             .iter_common_name()
@@ -355,6 +372,7 @@ impl MspSet {
             role: role_of(&cert),
             common_name,
             public_key: spki.subject_public_key.data.to_vec(),
+            algorithm,
             valid_from: nb.max(org.root.not_before),
             valid_until: na.min(org.root.not_after),
         })

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 
 use super::{decode_pem, parse_cert_der, subject_string, IdentityError};
 use crate::proto::common::SerializedIdentity;
@@ -13,8 +13,36 @@ use crate::proto::common::SerializedIdentity;
 pub struct SigningIdentity {
     msp_id: String,
     cert_pem: Vec<u8>,
-    key: EcdsaKeyPair,
+    key: Key,
     rng: SystemRandom,
+}
+
+enum Key {
+    EcdsaP256(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+impl Key {
+    /// A PKCS#8 P-256 or Ed25519 key.
+    fn from_pkcs8(der: &[u8], rng: &SystemRandom) -> Result<Self, IdentityError> {
+        if let Ok(k) = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, der, rng) {
+            return Ok(Key::EcdsaP256(k));
+        }
+        Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+            .map(Key::Ed25519)
+            .map_err(|e| {
+                IdentityError::BadKey(format!(
+                    "neither a PKCS#8 ECDSA P-256 nor an Ed25519 private key ({e})"
+                ))
+            })
+    }
+
+    fn public_key(&self) -> &[u8] {
+        match self {
+            Key::EcdsaP256(k) => k.public_key().as_ref(),
+            Key::Ed25519(k) => k.public_key().as_ref(),
+        }
+    }
 }
 
 impl std::fmt::Debug for SigningIdentity {
@@ -46,11 +74,8 @@ impl SigningIdentity {
             ))
         })?;
         let rng = SystemRandom::new();
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &key_der, &rng)
-            .map_err(|e| {
-                IdentityError::BadKey(format!("not a PKCS#8 ECDSA P-256 private key ({e})"))
-            })?;
-        if key.public_key().as_ref() != cert.public_key().subject_public_key.data.as_ref() {
+        let key = Key::from_pkcs8(&key_der, &rng)?;
+        if key.public_key() != cert.public_key().subject_public_key.data.as_ref() {
             return Err(IdentityError::BadKey(format!(
                 "private key does not belong to certificate '{}'",
                 subject_string(&cert)
@@ -95,14 +120,26 @@ impl SigningIdentity {
         &self.cert_pem
     }
 
-    /// ECDSA P-256 SHA-256 signature over `msg`, ASN.1 DER encoded.
+    /// A signature over `msg`: ECDSA P-256 SHA-256 (ASN.1 DER) or Ed25519, as the key is.
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, IdentityError> {
-        self.key
-            .sign(&self.rng, msg)
-            .map(|s| s.as_ref().to_vec())
-            .map_err(|_| {
-                IdentityError::BadKey("signing failed (system random source error)".into())
-            })
+        match &self.key {
+            Key::EcdsaP256(k) => {
+                k.sign(&self.rng, msg)
+                    .map(|s| s.as_ref().to_vec())
+                    .map_err(|_| {
+                        IdentityError::BadKey("signing failed (system random source error)".into())
+                    })
+            }
+            Key::Ed25519(k) => Ok(k.sign(msg).as_ref().to_vec()),
+        }
+    }
+
+    /// The algorithm of its key.
+    pub fn algorithm(&self) -> super::KeyAlgorithm {
+        match self.key {
+            Key::EcdsaP256(_) => super::KeyAlgorithm::EcdsaP256,
+            Key::Ed25519(_) => super::KeyAlgorithm::Ed25519,
+        }
     }
 
     /// The wire form others use to validate this identity.
@@ -141,12 +178,53 @@ mod tests {
         let sig = id.sign(b"hello").unwrap();
         // DER SEQUENCE
         assert_eq!(sig[0], 0x30);
-        let pk = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, id.key.public_key().as_ref());
+        let pk = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, id.key.public_key());
         pk.verify(b"hello", &sig).unwrap();
         assert!(pk.verify(b"hellO", &sig).is_err());
         let ser = id.serialize();
         assert_eq!(ser.msp_id, "Org1MSP");
         assert_eq!(ser.cert_pem, leaf.cert_pem.as_bytes());
+    }
+
+    #[test]
+    fn ed25519_identities_sign_and_the_msp_checks_them() {
+        use crate::identity::{KeyAlgorithm, MspSet};
+        use crate::proto::common::Organization;
+        let ca = CertificateAuthority::generate("Org1", "ca.org1")
+            .unwrap()
+            .with_signing_algorithm(KeyAlgorithm::Ed25519);
+        let leaf = ca
+            .issue("client0", Role::Client, CertUsage::Signing, &[])
+            .unwrap();
+        let id =
+            SigningIdentity::from_pem("Org1MSP", leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes())
+                .unwrap();
+        assert_eq!(id.algorithm(), KeyAlgorithm::Ed25519);
+        let sig = id.sign(b"hello").unwrap();
+        assert_eq!(sig.len(), 64, "an Ed25519 signature");
+        let msps = MspSet::new(&[Organization {
+            msp_id: "Org1MSP".into(),
+            root_cert_pem: ca.cert_pem().as_bytes().to_vec(),
+            tls_root_cert_pem: ca.cert_pem().as_bytes().to_vec(),
+        }])
+        .unwrap();
+        let verified = msps.verify(&id.serialize(), b"hello", &sig).unwrap();
+        assert_eq!(verified.algorithm(), KeyAlgorithm::Ed25519);
+        assert_eq!(verified.role, Some(Role::Client));
+        let mut forged = sig.clone();
+        forged[10] ^= 0x01;
+        assert!(msps.verify(&id.serialize(), b"hello", &forged).is_err());
+        assert!(msps.verify(&id.serialize(), b"hellO", &sig).is_err());
+        // TLS certificates stay P-256 whatever the signing algorithm.
+        let tls = ca
+            .issue("peer0", Role::Peer, CertUsage::Tls, &["localhost".into()])
+            .unwrap();
+        assert!(
+            SigningIdentity::from_pem("Org1MSP", tls.cert_pem.as_bytes(), tls.key_pem.as_bytes())
+                .unwrap()
+                .algorithm()
+                == KeyAlgorithm::EcdsaP256
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::profile::ClientProfile;
-use crate::identity::{CertUsage, CertificateAuthority, IssuedCert, Role};
+use crate::identity::{CertUsage, CertificateAuthority, IssuedCert, KeyAlgorithm, Role};
 
 pub struct OrgMaterial {
     pub msp_id: String,
@@ -39,10 +39,16 @@ fn write_pair(dir: &Path, stem: &str, cert: &IssuedCert) -> anyhow::Result<(Path
 
 impl OrgMaterial {
     /// New CAs for `msp_id`, written under `dir`, issuing certificates valid for
-    /// `validity` (the CAs themselves are valid ten years).
-    pub fn generate(msp_id: &str, dir: &Path, validity: Duration) -> anyhow::Result<Self> {
+    /// `validity` (the CAs themselves are valid ten years), signing ones with `algorithm` keys.
+    pub fn generate(
+        msp_id: &str,
+        dir: &Path,
+        validity: Duration,
+        algorithm: KeyAlgorithm,
+    ) -> anyhow::Result<Self> {
         let ca = CertificateAuthority::generate(msp_id, &format!("ca.{}", msp_id.to_lowercase()))?
-            .with_leaf_validity(validity);
+            .with_leaf_validity(validity)
+            .with_signing_algorithm(algorithm);
         let tls_ca =
             CertificateAuthority::generate(msp_id, &format!("tlsca.{}", msp_id.to_lowercase()))?
                 .with_leaf_validity(validity);

@@ -134,12 +134,14 @@ pub fn plan(m: &Manifests) -> anyhow::Result<NetworkPlan> {
         name: name.clone(),
         orderer_msp: spec.orderer_organization.msp_id.clone(),
         orderers: spec.orderer_organization.orderers as usize,
+        orderer_key_algorithm: spec.orderer_organization.key_algorithm,
         orgs: spec
             .organizations
             .iter()
             .map(|o| OrgPlan {
                 msp_id: o.msp_id.clone(),
                 peers: o.peers as usize,
+                key_algorithm: o.key_algorithm,
             })
             .collect(),
         raft: RaftOptions {

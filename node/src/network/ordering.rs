@@ -22,7 +22,7 @@ use super::addressing::{Addressing, NodeAddress, NodeKind};
 use super::crypto::{write_file, OrgMaterial};
 use super::plan::{ChannelPlan, ContractPlan, NetworkPlan, OrgPlan};
 use crate::config::{NodeConfig, SigningFiles, TlsFiles};
-use crate::identity::Role;
+use crate::identity::{KeyAlgorithm, Role};
 use crate::ledger::genesis_block;
 use crate::proto::common::{BatchOptions, ChannelConfig, Consenter, Organization, RaftOptions};
 
@@ -39,6 +39,8 @@ pub struct OrderingSpec {
     pub peers_per_org: usize,
     pub raft: RaftOptions,
     pub batch: BatchOptions,
+    /// Of every organisation's signing identities.
+    pub key_algorithm: KeyAlgorithm,
 }
 
 /// raftnet's defaults: 100ms ticks, election 10, heartbeat 1, 5 blocks in flight, 16 MiB
@@ -71,6 +73,7 @@ impl Default for OrderingSpec {
             peers_per_org: 0,
             raft: default_raft(),
             batch: default_batch(),
+            key_algorithm: KeyAlgorithm::default(),
         }
     }
 }
@@ -135,12 +138,14 @@ impl OrderingSpec {
             name: "raftnet".into(),
             orderer_msp: ORDERER_MSP.into(),
             orderers: self.orderers,
+            orderer_key_algorithm: self.key_algorithm,
             orgs: self
                 .orgs
                 .iter()
                 .map(|m| OrgPlan {
                     msp_id: m.clone(),
                     peers: self.peers_per_org,
+                    key_algorithm: self.key_algorithm,
                 })
                 .collect(),
             raft: self.raft,
@@ -189,11 +194,23 @@ pub fn generate_network_at(
     let orgs_dir = dir.join("orgs");
     let orderer_msp = plan.orderer_msp.as_str();
     let validity = plan.certificate_validity;
-    let orderer_org = OrgMaterial::generate(orderer_msp, &orgs_dir.join(orderer_msp), validity)?;
+    let orderer_org = OrgMaterial::generate(
+        orderer_msp,
+        &orgs_dir.join(orderer_msp),
+        validity,
+        plan.orderer_key_algorithm,
+    )?;
     let app_orgs: Vec<OrgMaterial> = plan
         .orgs
         .iter()
-        .map(|o| OrgMaterial::generate(&o.msp_id, &orgs_dir.join(&o.msp_id), validity))
+        .map(|o| {
+            OrgMaterial::generate(
+                &o.msp_id,
+                &orgs_dir.join(&o.msp_id),
+                validity,
+                o.key_algorithm,
+            )
+        })
         .collect::<Result<_, _>>()?;
     let mut tls_roots = vec![orderer_org.tls_ca_path()];
     tls_roots.extend(app_orgs.iter().map(|o| o.tls_ca_path()));

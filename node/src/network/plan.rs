@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::identity::KeyAlgorithm;
 use crate::proto::common::{BatchOptions, Policies, RaftOptions};
 
 #[derive(Clone, Debug)]
@@ -11,6 +12,8 @@ pub struct NetworkPlan {
     pub name: String,
     pub orderer_msp: String,
     pub orderers: usize,
+    /// Of the orderers' signing identities.
+    pub orderer_key_algorithm: KeyAlgorithm,
     pub orgs: Vec<OrgPlan>,
     pub raft: RaftOptions,
     pub batch: BatchOptions,
@@ -29,6 +32,8 @@ pub fn default_certificate_validity() -> std::time::Duration {
 pub struct OrgPlan {
     pub msp_id: String,
     pub peers: usize,
+    /// Of its members' signing identities.
+    pub key_algorithm: KeyAlgorithm,
 }
 
 #[derive(Clone, Debug)]

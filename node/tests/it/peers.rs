@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use raftnet_node::client::Client;
+use raftnet_node::identity::KeyAlgorithm;
 use raftnet_node::network::ordering::OrderingSpec;
 use raftnet_node::proto::common::Status;
 use raftnet_node::proto::peer::{ChaincodeDefinition, TxValidationCode as Code};
@@ -24,10 +25,16 @@ pub struct Lab {
 
 impl Lab {
     pub async fn start(orderers: usize) -> Lab {
+        Self::start_with(orderers, KeyAlgorithm::EcdsaP256).await
+    }
+
+    /// A lab whose organisations sign with `key_algorithm` keys.
+    pub async fn start_with(orderers: usize, key_algorithm: KeyAlgorithm) -> Lab {
         let spec = OrderingSpec {
             orderers,
             orgs: vec!["Org1MSP".into(), "Org2MSP".into()],
             peers_per_org: 2,
+            key_algorithm,
             ..OrderingSpec::default()
         };
         let mut net = support::start(spec).await;
@@ -448,4 +455,27 @@ async fn peers_survive_orderer_and_peer_crashes() {
     let ok = lab.invoke_retry(&["invoke", "a", "b", "1"]).await;
     assert!(ok.is_valid(), "{ok:?}");
     assert_eq!(lab.query(1, "a").await.unwrap(), "95");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ed25519_organisations_transact_with_the_same_verdicts() {
+    let lab = Lab::start_with(3, KeyAlgorithm::Ed25519).await;
+    let signer = &lab.org1.signer;
+    assert_eq!(signer.algorithm(), KeyAlgorithm::Ed25519);
+    let ok = lab
+        .invoke(&lab.endorsers(), &["invoke", "a", "b", "10"])
+        .await
+        .unwrap();
+    assert!(ok.is_valid(), "{ok:?}");
+    assert_eq!(lab.query(2, "a").await.unwrap(), "90");
+    // Endorsed by one organisation only: ordered, and invalid as with P-256.
+    let bad = lab
+        .invoke(
+            &[lab.peer_addr(0), lab.peer_addr(1)],
+            &["invoke", "a", "b", "10"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(bad.code, Code::EndorsementPolicyFailure, "{bad:?}");
+    assert_eq!(lab.query(0, "a").await.unwrap(), "90");
 }

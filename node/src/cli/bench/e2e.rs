@@ -40,6 +40,9 @@ pub struct E2eArgs {
     /// Transactions in flight (each waits for its commit event before the next).
     #[arg(long, default_value_t = 256)]
     pub in_flight: usize,
+    /// Key algorithm of every organisation's signing identities: ECDSA-P256 or Ed25519.
+    #[arg(long, default_value = "ECDSA-P256")]
+    pub key_algorithm: crate::identity::KeyAlgorithm,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -70,6 +73,7 @@ pub async fn run(a: E2eArgs) -> anyhow::Result<()> {
             peers_per_org: a.peers_per_org,
             raft: a.options.raft(),
             batch: a.options.batch(),
+            key_algorithm: a.key_algorithm,
             ..Default::default()
         },
     )?;
@@ -216,6 +220,7 @@ pub async fn run(a: E2eArgs) -> anyhow::Result<()> {
         "orderers": a.orderers,
         "in_flight": a.in_flight,
         "policy": policy,
+        "key_algorithm": a.key_algorithm.as_str(),
         "seconds": elapsed,
         "committed_valid_on_every_peer": slowest.valid,
         "invalid": per_peer.iter().map(|c| c.invalid).max().unwrap_or(0),
