@@ -82,6 +82,7 @@ impl PeerChannel {
             writers: parse("writers", &policies.writers)?,
             admins: parse("admins", &policies.admins)?,
             readers: parse("readers", &policies.readers)?,
+            own_endorsements: Default::default(),
             policies: Mutex::new(HashMap::new()),
         };
         let blocks = BlockVerifier::new(&config)

@@ -200,11 +200,15 @@ pub fn endorse_on(
     let signature = signer
         .sign(&prp)
         .map_err(|e| Status::internal(format!("cannot sign: {e}")))?;
+    let endorser = signer.serialize();
+    ch.rules
+        .own_endorsements
+        .remember(&endorser, &prp, &signature);
     Ok(ProposalResponse {
         response: Some(response),
         payload: prp,
         endorsement: Some(Endorsement {
-            endorser: Some(signer.serialize()),
+            endorser: Some(endorser),
             signature,
         }),
     })

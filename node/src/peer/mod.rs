@@ -9,6 +9,7 @@ pub mod deliverclient;
 pub mod endorser;
 pub mod events;
 pub mod lifecycle;
+pub mod own_endorsements;
 pub mod registrar;
 pub mod server;
 pub mod simulator;
