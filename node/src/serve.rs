@@ -98,13 +98,14 @@ pub fn start_operations(
 }
 
 /// Runs `server` (built with `serve_with_incoming_shutdown` on `stop_rx`'s counterpart)
-/// until it fails or `shutdown` resolves; then signals `stop` and waits [`SHUTDOWN_GRACE`]
-/// at most. `ops` reports the server as serving meanwhile.
+/// until it fails or `shutdown` resolves; then signals `stop` and waits `grace` at most for
+/// open calls. `ops` reports the server as serving meanwhile.
 pub async fn until_shutdown<S>(
     server: S,
     stop: oneshot::Sender<()>,
     shutdown: impl Future<Output = ()>,
     ops: &Operations,
+    grace: Duration,
 ) -> anyhow::Result<()>
 where
     S: Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
@@ -117,7 +118,7 @@ where
         _ = shutdown => {
             ops.set_serving(false);
             let _ = stop.send(());
-            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+            match tokio::time::timeout(grace, &mut server).await {
                 Ok(r) => Ok(r??),
                 Err(_) => {
                     server.abort();

@@ -20,6 +20,8 @@ use crate::proto::orderer::DeliverRequest;
 use crate::tls::peer_cert;
 
 const MAX_MESSAGE: usize = 256 << 20;
+/// How long a stopping orderer lets open calls finish after its planned stop.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 
 struct BroadcastService {
     reg: Arc<Registrar>,
@@ -100,7 +102,10 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             let _ = stop_rx.await;
         });
-    let result = crate::serve::until_shutdown(server, stop_tx, shutdown, &ops).await;
+    // Once leadership is handed over and the broadcasts taken are answered, what is left
+    // open are other nodes' long-lived streams (Raft, Deliver, status), which do not end by
+    // themselves and move to other orderers when cut: a short grace.
+    let result = crate::serve::until_shutdown(server, stop_tx, shutdown, &ops, STOP_GRACE).await;
     let r2 = reg.clone();
     tokio::task::spawn_blocking(move || r2.shutdown()).await?;
     tracing::info!(node = %cfg.name, "orderer stopped");

@@ -52,7 +52,14 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             let _ = stop_rx.await;
         });
-    let result = crate::serve::until_shutdown(server, stop_tx, shutdown, &ops).await;
+    let result = crate::serve::until_shutdown(
+        server,
+        stop_tx,
+        shutdown,
+        &ops,
+        crate::serve::SHUTDOWN_GRACE,
+    )
+    .await;
     let r = reg.clone();
     tokio::task::spawn_blocking(move || r.shutdown()).await?;
     tracing::info!(node = %cfg.name, "peer stopped");
