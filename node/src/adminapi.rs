@@ -101,20 +101,28 @@ pub fn certificate_info(usage: &str, cert: &[u8]) -> Option<CertificateInfo> {
     })
 }
 
-/// The `NodeInfo` answer of a node.
+/// The `NodeInfo` answer of a node: its TLS and signing certificates (PEM or DER) and the
+/// channels it has joined.
 pub fn node_info(
     name: &str,
     msp_id: &str,
     role: &str,
-    certificates: Vec<CertificateInfo>,
-    channels: Vec<String>,
+    tls_cert: &[u8],
+    signing_cert: &[u8],
+    channels: impl Iterator<Item = String>,
 ) -> NodeInfoResponse {
     NodeInfoResponse {
         name: name.to_string(),
         msp_id: msp_id.to_string(),
         role: role.to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        certificates,
-        channels,
+        certificates: [
+            certificate_info("tls", tls_cert),
+            certificate_info("signing", signing_cert),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        channels: channels.collect(),
     }
 }

@@ -8,9 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::channel::{PeerChannel, PeerStatus};
 use super::registrar::PeerRegistrar;
-use crate::adminapi::{
-    authorize, certificate_info, genesis_of, join, node_info, status_stream, StatusStream,
-};
+use crate::adminapi::{authorize, genesis_of, join, node_info, status_stream, StatusStream};
 use crate::proto::admin::{
     admin_server, ChannelInfo, ChannelStatus, ChannelStatusRequest, JoinChannelRequest,
     ListChannelsRequest, ListChannelsResponse, NodeInfoRequest, NodeInfoResponse,
@@ -107,25 +105,14 @@ impl admin_server::Admin for PeerAdmin {
         req: Request<NodeInfoRequest>,
     ) -> Result<Response<NodeInfoResponse>, Status> {
         self.authorize(&req)?;
-        let certs = [
-            certificate_info("tls", &self.reg.tls_cert_pem()),
-            certificate_info("signing", self.reg.signer.cert_pem()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let channels = self
-            .reg
-            .list()
-            .iter()
-            .map(|c| c.channel_id().to_string())
-            .collect();
+        let r = &self.reg;
         Ok(Response::new(node_info(
-            &self.reg.name,
-            &self.reg.msp_id,
+            &r.name,
+            &r.msp_id,
             "peer",
-            certs,
-            channels,
+            &r.tls_cert_pem(),
+            r.signer.cert_pem(),
+            r.list().iter().map(|c| c.channel_id().to_string()),
         )))
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use raftnet_node::config::NodeConfig;
-use raftnet_node::identity::{CertUsage, CertificateAuthority, Role, SigningIdentity};
+use raftnet_node::identity::Role;
 use raftnet_node::ledger::{header_hash, new_block, sign_block};
 use raftnet_node::network::ordering::OrderingSpec;
 use raftnet_node::proto::common::{Block, Envelope};
@@ -109,16 +109,7 @@ async fn peers_refuse_blocks_an_impostor_orderer_serves_and_commit_the_real_chai
 
     // Forged block 1: chained to the real genesis block, other transactions, signed by an
     // orderer certificate of a CA the channel does not know (a swapped signing key).
-    let foreign = CertificateAuthority::generate("OrdererMSP", "ca.impostor").unwrap();
-    let cert = foreign
-        .issue("orderer3", Role::Orderer, CertUsage::Signing, &[])
-        .unwrap();
-    let swapped = SigningIdentity::from_pem(
-        "OrdererMSP",
-        cert.cert_pem.as_bytes(),
-        cert.key_pem.as_bytes(),
-    )
-    .unwrap();
+    let swapped = support::foreign_identity("OrdererMSP", "orderer3", Role::Orderer);
     let (env, _) = net.client.envelope(&ch, b"forged".to_vec()).unwrap();
     let genesis_hash = header_hash(real[0].header.as_ref().unwrap());
     let mut forged = new_block(1, genesis_hash, vec![env.encode_to_vec()]);

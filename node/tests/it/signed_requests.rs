@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use raftnet_node::client::Client;
-use raftnet_node::identity::{CertUsage, CertificateAuthority, Role, SigningIdentity};
+use raftnet_node::identity::Role;
 use raftnet_node::network::ordering::OrderingSpec;
 use raftnet_node::proto::common::Policies;
 use raftnet_node::proto::orderer::{DeliverRequest, SeekBehavior};
@@ -68,16 +68,7 @@ async fn deliver_serves_signed_readers_and_refuses_everyone_else_with_reasons() 
         ),
         (
             {
-                let foreign = CertificateAuthority::generate("Org1MSP", "ca.elsewhere").unwrap();
-                let c = foreign
-                    .issue("admin", Role::Admin, CertUsage::Signing, &[])
-                    .unwrap();
-                let id = SigningIdentity::from_pem(
-                    "Org1MSP",
-                    c.cert_pem.as_bytes(),
-                    c.key_pem.as_bytes(),
-                )
-                .unwrap();
+                let id = support::foreign_identity("Org1MSP", "admin", Role::Admin);
                 sign(request(&ch), &id).unwrap()
             },
             "refused",
@@ -85,16 +76,7 @@ async fn deliver_serves_signed_readers_and_refuses_everyone_else_with_reasons() 
         (
             // An organisation the channel does not have.
             {
-                let other = CertificateAuthority::generate("Org9MSP", "ca.org9").unwrap();
-                let c = other
-                    .issue("admin", Role::Admin, CertUsage::Signing, &[])
-                    .unwrap();
-                let id = SigningIdentity::from_pem(
-                    "Org9MSP",
-                    c.cert_pem.as_bytes(),
-                    c.key_pem.as_bytes(),
-                )
-                .unwrap();
+                let id = support::foreign_identity("Org9MSP", "admin", Role::Admin);
                 sign(request(&ch), &id).unwrap()
             },
             "Org9MSP",

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use raftnet_node::client::Client;
+use raftnet_node::identity::{CertUsage, CertificateAuthority, Role, SigningIdentity};
 use raftnet_node::local::LocalCluster;
 use raftnet_node::network::ordering::{generate_network, OrderingSpec};
 use raftnet_node::network::plan::NetworkPlan;
@@ -206,4 +207,12 @@ pub fn metric(scrape: &prometheus_parse::Scrape, name: &str, channel: &str) -> O
             _ => f64::NAN,
         })
         .reduce(|a, b| a + b)
+}
+
+/// A signing identity claiming `msp_id` whose certificate comes from a CA of its own, not the
+/// organisation's: a foreign CA or a swapped key.
+pub fn foreign_identity(msp_id: &str, name: &str, role: Role) -> SigningIdentity {
+    let ca = CertificateAuthority::generate(msp_id, &format!("ca.foreign.{name}")).unwrap();
+    let c = ca.issue(name, role, CertUsage::Signing, &[]).unwrap();
+    SigningIdentity::from_pem(msp_id, c.cert_pem.as_bytes(), c.key_pem.as_bytes()).unwrap()
 }
