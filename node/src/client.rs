@@ -180,7 +180,7 @@ impl Client {
             } as i32,
             signature: None,
         };
-        let req = crate::signed_request::sign(req, &self.signer)?;
+        let req = crate::signed_request::sign(req, &self.signer, &self.tls.cert_pem)?;
         let stream = client
             .deliver(req)
             .await

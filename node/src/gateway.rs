@@ -170,6 +170,7 @@ impl Client {
                     signature: None,
                 },
                 &self.signer,
+                &self.tls.cert_pem,
             )?)
             .await
             .map_err(|s| anyhow::anyhow!("peer {addr}: {}", s.message()))?

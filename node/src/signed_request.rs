@@ -1,7 +1,9 @@
 //! Signed read requests: Deliver and CommitEvents carry their sender's signature over the
-//! request, a timestamp and a nonce, so that the server can hold the sender to the channel's
-//! Readers policy (Fabric's signed SeekInfo envelope). The TLS certificate alone says only
-//! which organisation's CA issued the connection's key.
+//! request, its kind, the hash of the sender's TLS certificate, a timestamp and a nonce, so
+//! that the server can hold the sender to the channel's Readers policy (Fabric's signed
+//! SeekInfo envelope, with its TLS binding). The TLS certificate alone says only which
+//! organisation's CA issued the connection's key; the binding keeps a signed request from
+//! being replayed over anyone else's connection, or to another service.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,11 +26,15 @@ const DOMAIN: &[u8] = b"raftnet read request v1";
 
 /// A request that carries a [`RequestSignature`].
 pub trait SignedRequest: Message + Clone {
+    /// What kind of request it is: signed with it, so that a signature for one service is
+    /// no good for another.
+    const KIND: &'static str;
     fn signature(&self) -> Option<&RequestSignature>;
     fn set_signature(&mut self, s: Option<RequestSignature>);
 }
 
 impl SignedRequest for DeliverRequest {
+    const KIND: &'static str = "Deliver";
     fn signature(&self) -> Option<&RequestSignature> {
         self.signature.as_ref()
     }
@@ -38,6 +44,7 @@ impl SignedRequest for DeliverRequest {
 }
 
 impl SignedRequest for CommitEventsRequest {
+    const KIND: &'static str = "CommitEvents";
     fn signature(&self) -> Option<&RequestSignature> {
         self.signature.as_ref()
     }
@@ -46,10 +53,17 @@ impl SignedRequest for CommitEventsRequest {
     }
 }
 
-/// What the signature covers: the request without its signature, then the creator, the
-/// timestamp and the nonce, each length-framed.
+/// SHA-256 of a TLS certificate, PEM or DER.
+fn tls_binding(cert: &[u8]) -> Vec<u8> {
+    let der = crate::tls::pem_to_der(cert).unwrap_or_else(|| cert.to_vec());
+    ring::digest::digest(&SHA256, &der).as_ref().to_vec()
+}
+
+/// What the signature covers: the kind, the request without its signature, the TLS binding,
+/// then the creator, the timestamp and the nonce, each length-framed.
 fn signed_message<R: SignedRequest>(
     req: &R,
+    tls: &[u8],
     creator: &SerializedIdentity,
     timestamp_ms: i64,
     nonce: &[u8],
@@ -59,7 +73,9 @@ fn signed_message<R: SignedRequest>(
     let mut ctx = Context::new(&SHA256);
     ctx.update(DOMAIN);
     for part in [
+        R::KIND.as_bytes(),
         &body.encode_to_vec()[..],
+        tls,
         creator.msp_id.as_bytes(),
         &creator.cert_pem,
         &timestamp_ms.to_be_bytes(),
@@ -78,15 +94,21 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Signs `req` as `signer`, now.
-pub fn sign<R: SignedRequest>(req: R, signer: &SigningIdentity) -> anyhow::Result<R> {
-    sign_at(req, signer, now_ms())
+/// Signs `req` as `signer`, now, for sending over a connection made with the TLS
+/// certificate `tls_cert` (PEM or DER).
+pub fn sign<R: SignedRequest>(
+    req: R,
+    signer: &SigningIdentity,
+    tls_cert: &[u8],
+) -> anyhow::Result<R> {
+    sign_at(req, signer, tls_cert, now_ms())
 }
 
-/// Signs `req` as `signer` with the given timestamp (tests use old ones).
+/// Like [`sign`], with the given timestamp (tests use old ones).
 pub fn sign_at<R: SignedRequest>(
     mut req: R,
     signer: &SigningIdentity,
+    tls_cert: &[u8],
     timestamp_ms: i64,
 ) -> anyhow::Result<R> {
     let mut nonce = vec![0u8; NONCE];
@@ -95,7 +117,8 @@ pub fn sign_at<R: SignedRequest>(
         .map_err(|_| anyhow::anyhow!("system random source failed"))?;
     let creator = signer.serialize();
     req.set_signature(None);
-    let signature = signer.sign(&signed_message(&req, &creator, timestamp_ms, &nonce))?;
+    let msg = signed_message(&req, &tls_binding(tls_cert), &creator, timestamp_ms, &nonce);
+    let signature = signer.sign(&msg)?;
     req.set_signature(Some(RequestSignature {
         creator: Some(creator),
         timestamp_ms,
@@ -105,14 +128,16 @@ pub fn sign_at<R: SignedRequest>(
     Ok(req)
 }
 
-/// The request's sender, if its signature verifies, is recent, and satisfies `readers`;
-/// otherwise why not.
+/// The request's sender, if its signature verifies for this connection's TLS certificate
+/// (`tls_cert`, DER), is recent, and satisfies `readers`; otherwise why not.
 pub fn authorize<R: SignedRequest>(
     req: &R,
     channel: &str,
     msps: &MspSet,
     readers: &Policy,
+    tls_cert: Option<&[u8]>,
 ) -> Result<Arc<VerifiedIdentity>, String> {
+    let tls_cert = tls_cert.ok_or("the connection has no client TLS certificate")?;
     let s = req.signature().ok_or_else(|| {
         format!("the request is not signed: reading channel {channel} needs a request signed by a member of its Readers policy")
     })?;
@@ -120,7 +145,7 @@ pub fn authorize<R: SignedRequest>(
         .creator
         .as_ref()
         .ok_or("the request's signature names no creator")?;
-    let skew = (now_ms() - s.timestamp_ms).unsigned_abs();
+    let skew = now_ms().abs_diff(s.timestamp_ms);
     if skew > TIME_WINDOW.as_millis() as u64 {
         return Err(format!(
             "the request was signed {} s away from this node's clock, outside the {} s window (a replay, or a wrong clock)",
@@ -128,10 +153,16 @@ pub fn authorize<R: SignedRequest>(
             TIME_WINDOW.as_secs()
         ));
     }
-    let msg = signed_message(req, creator, s.timestamp_ms, &s.nonce);
+    let msg = signed_message(
+        req,
+        &tls_binding(tls_cert),
+        creator,
+        s.timestamp_ms,
+        &s.nonce,
+    );
     let id = msps.verify(creator, &msg, &s.signature).map_err(|e| {
         format!(
-            "the request's signature by {} is refused: {e}",
+            "the request's signature by {} is refused: {e} (signed for another request, service or TLS certificate, or not by this creator)",
             creator.msp_id
         )
     })?;
@@ -142,4 +173,59 @@ pub fn authorize<R: SignedRequest>(
         ));
     }
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{CertUsage, CertificateAuthority, Role};
+    use crate::proto::common::Organization;
+
+    #[test]
+    fn a_signature_is_good_for_its_own_kind_of_request_and_connection_only() {
+        let ca = CertificateAuthority::generate("Org1MSP", "ca.org1").unwrap();
+        let c = ca
+            .issue("reader", Role::Client, CertUsage::Signing, &[])
+            .unwrap();
+        let signer =
+            SigningIdentity::from_pem("Org1MSP", c.cert_pem.as_bytes(), c.key_pem.as_bytes())
+                .unwrap();
+        let msps = MspSet::new(&[Organization {
+            msp_id: "Org1MSP".into(),
+            root_cert_pem: ca.cert_pem().as_bytes().to_vec(),
+            tls_root_cert_pem: ca.cert_pem().as_bytes().to_vec(),
+        }])
+        .unwrap();
+        let readers: Policy = "OR('Org1MSP.member')".parse().unwrap();
+        let tls = ca
+            .issue("reader", Role::Client, CertUsage::Tls, &[])
+            .unwrap();
+        let tls_der = crate::tls::pem_to_der(tls.cert_pem.as_bytes()).unwrap();
+        let events = sign(
+            CommitEventsRequest {
+                channel_id: "ch".into(),
+                start: Some(3),
+                signature: None,
+            },
+            &signer,
+            tls.cert_pem.as_bytes(),
+        )
+        .unwrap();
+        assert!(authorize(&events, "ch", &msps, &readers, Some(&tls_der)).is_ok());
+        // The same bytes as a Deliver request (same channel and start) carry no weight there.
+        let deliver = DeliverRequest {
+            channel_id: "ch".into(),
+            start: 3,
+            signature: events.signature.clone(),
+            ..Default::default()
+        };
+        assert!(authorize(&deliver, "ch", &msps, &readers, Some(&tls_der)).is_err());
+        // Nor over another connection.
+        let other = ca
+            .issue("other", Role::Client, CertUsage::Tls, &[])
+            .unwrap();
+        let other_der = crate::tls::pem_to_der(other.cert_pem.as_bytes()).unwrap();
+        assert!(authorize(&events, "ch", &msps, &readers, Some(&other_der)).is_err());
+        assert!(authorize(&events, "ch", &msps, &readers, None).is_err());
+    }
 }

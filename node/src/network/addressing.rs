@@ -88,39 +88,70 @@ impl Addressing {
             Addressing::ClusterDns {
                 namespace,
                 cluster_domain,
-            } => Ok(nodes
-                .iter()
-                .map(|(name, kind)| {
-                    let port = match kind {
-                        NodeKind::Orderer => ORDERER_PORT,
-                        NodeKind::Peer => PEER_PORT,
-                    };
-                    let service = kube_name(name);
-                    let pod = format!("{service}-0.{service}");
-                    // Short, namespaced, .svc and fully qualified names of the pod and of its
-                    // Service, the node's own name, and localhost for probes and exec.
-                    let mut tls_hosts = Vec::new();
-                    for base in [&pod, &service] {
-                        tls_hosts.push(base.clone());
-                        tls_hosts.push(format!("{base}.{namespace}"));
-                        tls_hosts.push(format!("{base}.{namespace}.svc"));
-                        tls_hosts.push(format!("{base}.{namespace}.svc.{cluster_domain}"));
-                    }
-                    if !tls_hosts.contains(name) {
-                        tls_hosts.push(name.clone());
-                    }
-                    tls_hosts.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
-                    NodeAddress {
-                        listen: format!("0.0.0.0:{port}"),
-                        operations: format!("0.0.0.0:{OPERATIONS_PORT}"),
-                        host: format!("{pod}.{namespace}.svc.{cluster_domain}"),
-                        port,
-                        tls_hosts,
-                    }
-                })
-                .collect()),
+            } => {
+                check_kube_names(nodes)?;
+                Ok(nodes
+                    .iter()
+                    .map(|(name, kind)| {
+                        let port = match kind {
+                            NodeKind::Orderer => ORDERER_PORT,
+                            NodeKind::Peer => PEER_PORT,
+                        };
+                        let service = kube_name(name);
+                        let pod = format!("{service}-0.{service}");
+                        // Short, namespaced, .svc and fully qualified names of the pod and of its
+                        // Service, the node's own name, and localhost for probes and exec.
+                        let mut tls_hosts = Vec::new();
+                        for base in [&pod, &service] {
+                            tls_hosts.push(base.clone());
+                            tls_hosts.push(format!("{base}.{namespace}"));
+                            tls_hosts.push(format!("{base}.{namespace}.svc"));
+                            tls_hosts.push(format!("{base}.{namespace}.svc.{cluster_domain}"));
+                        }
+                        if !tls_hosts.contains(name) {
+                            tls_hosts.push(name.clone());
+                        }
+                        tls_hosts.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
+                        NodeAddress {
+                            listen: format!("0.0.0.0:{port}"),
+                            operations: format!("0.0.0.0:{OPERATIONS_PORT}"),
+                            host: format!("{pod}.{namespace}.svc.{cluster_domain}"),
+                            port,
+                            tls_hosts,
+                        }
+                    })
+                    .collect())
+            }
         }
     }
+}
+
+/// The longest StatefulSet name Kubernetes takes in practice (its pods get a
+/// `controller-revision-hash` label of the name plus 11 characters, within 63).
+const MAX_KUBE_NAME: usize = 52;
+
+/// Every node must have a Kubernetes name of its own, short enough and a DNS label.
+fn check_kube_names(nodes: &[(String, NodeKind)]) -> anyhow::Result<()> {
+    let mut seen = std::collections::HashMap::new();
+    for (name, _) in nodes {
+        let k = kube_name(name);
+        anyhow::ensure!(
+            k.len() <= MAX_KUBE_NAME,
+            "node {name}: its Kubernetes name {k} is longer than {MAX_KUBE_NAME} characters; use a shorter organisation MSP id"
+        );
+        anyhow::ensure!(
+            k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !k.starts_with('-')
+                && !k.ends_with('-'),
+            "node {name}: {k} is not a DNS label (lowercase letters, digits and '-', not at either end); rename its organisation"
+        );
+        if let Some(other) = seen.insert(k.clone(), name) {
+            anyhow::bail!(
+                "nodes {other} and {name} would both be {k} on Kubernetes; give their organisations MSP ids that differ in more than '.' and '-'"
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -143,6 +174,22 @@ mod tests {
         ports.dedup();
         assert_eq!(ports.len(), 4);
         assert_eq!(a[0].endpoint(), a[0].listen);
+    }
+
+    #[test]
+    fn cluster_names_that_collide_or_are_too_long_are_refused() {
+        let cluster = Addressing::cluster("ledger");
+        let clash = [
+            ("peer0.org1-a".to_string(), NodeKind::Peer),
+            ("peer0.org1.a".to_string(), NodeKind::Peer),
+        ];
+        let err = cluster.assign(&clash).unwrap_err().to_string();
+        assert!(err.contains("would both be peer0-org1-a"), "{err}");
+        let long = [(format!("peer0.{}", "o".repeat(60)), NodeKind::Peer)];
+        let err = cluster.assign(&long).unwrap_err().to_string();
+        assert!(err.contains("longer than 52"), "{err}");
+        // Local addressing has no such limits.
+        assert!(Addressing::Local.assign(&clash).is_ok());
     }
 
     #[test]

@@ -84,7 +84,7 @@ async fn pull_from(
         behavior: SeekBehavior::FailIfNotReady as i32,
         signature: None,
     };
-    let req = crate::signed_request::sign(req, signer)?;
+    let req = crate::signed_request::sign(req, signer, transport.tls_cert_pem())?;
     let mut stream = tokio::time::timeout(Duration::from_secs(5), client.deliver(req))
         .await
         .context("deliver timed out")??

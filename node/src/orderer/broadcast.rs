@@ -163,7 +163,9 @@ pub async fn order(
         }
         // Try again once the chain's view changes (a new leader), or after a short pause.
         let pause = (tokio::time::Instant::now() + RETRY_PAUSE).min(deadline);
-        let _ = tokio::time::timeout_at(pause, status.changed()).await;
+        if let Ok(Err(_)) = tokio::time::timeout_at(pause, status.changed()).await {
+            return outcome; // The chain is gone: nothing will change.
+        }
     }
 }
 

@@ -200,7 +200,9 @@ impl ChainHandle {
                     Err(panic) => {
                         let reason = format!("the chain's thread panicked: {}", panic_text(&panic));
                         tracing::error!(channel = %channel, "{reason}; the channel is halted");
-                        ChainGauges::new(&channel).halted.set(1);
+                        let gauges = ChainGauges::new(&channel);
+                        gauges.halted.set(1);
+                        gauges.is_leader.set(0);
                         status_tx.send_modify(|s| s.halt(&reason));
                         reason
                     }
@@ -436,6 +438,11 @@ impl Chain {
             self.cut_if_due(now);
             self.propose_batches();
             if let Err(e) = self.on_ready() {
+                // Asked to stop while pulling blocks: a stop, not a failure.
+                if self.stopping.load(Ordering::Relaxed) {
+                    self.shutdown();
+                    return None;
+                }
                 let reason = format!("storage failure: {e:#}");
                 tracing::error!(channel = %self.channel, "{reason}; the channel is halted");
                 self.halt(&reason);

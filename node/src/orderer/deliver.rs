@@ -8,7 +8,6 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::chain::ChainHandle;
-use super::registrar::Registrar;
 use crate::proto::common::Status;
 use crate::proto::orderer::{
     deliver_response::Type, DeliverRequest, DeliverResponse, SeekBehavior,
@@ -39,14 +38,16 @@ pub fn authorize(
             req.channel_id
         ));
     }
-    crate::signed_request::authorize(req, &req.channel_id, &chain.msps, &chain.readers).map(|_| ())
+    crate::signed_request::authorize(req, &req.channel_id, &chain.msps, &chain.readers, peer_cert)
+        .map(|_| ())
 }
 
 /// Streams what `req` asks for; the sender is authorised already ([`authorize`]).
-pub fn serve(reg: Arc<Registrar>, req: DeliverRequest) -> DeliverStream {
+/// `chain` is the channel as it was when the sender was authorised (None: not joined then).
+pub fn serve(chain: Option<Arc<ChainHandle>>, req: DeliverRequest) -> DeliverStream {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
-        let end = match stream_blocks(&reg, &req, &tx).await {
+        let end = match stream_blocks(chain, &req, &tx).await {
             Ok(end) => end,
             Err(()) => return, // The client went away.
         };
@@ -59,11 +60,11 @@ type Tx = mpsc::Sender<Result<DeliverResponse, tonic::Status>>;
 
 /// Sends blocks; returns the final status message, or Err when the client is gone.
 async fn stream_blocks(
-    reg: &Registrar,
+    chain: Option<Arc<ChainHandle>>,
     req: &DeliverRequest,
     tx: &Tx,
 ) -> Result<DeliverResponse, ()> {
-    let Some(chain) = reg.get(&req.channel_id) else {
+    let Some(chain) = chain else {
         return Ok(deliver_status(
             Status::NotFound,
             format!(

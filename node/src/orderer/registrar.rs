@@ -43,7 +43,7 @@ pub struct InFlight<'a>(&'a Registrar);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if self.0.broadcasts.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.0.broadcasts.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.broadcasts_done.notify_waiters();
         }
     }
@@ -184,9 +184,11 @@ impl Registrar {
 
     /// Takes a broadcast, unless the orderer is stopping.
     pub fn admit_broadcast(&self) -> Option<InFlight<'_>> {
-        self.broadcasts.fetch_add(1, Ordering::AcqRel);
+        // SeqCst on both sides: either the stopping orderer sees this broadcast counted, or
+        // this broadcast sees the orderer stopping.
+        self.broadcasts.fetch_add(1, Ordering::SeqCst);
         let guard = InFlight(self);
-        (!self.stopping.load(Ordering::Acquire)).then_some(guard)
+        (!self.stopping.load(Ordering::SeqCst)).then_some(guard)
     }
 
     /// A planned stop (SIGTERM): hands over the leadership of every channel this orderer
@@ -198,22 +200,29 @@ impl Registrar {
             .iter()
             .filter(|c| c.status().role == crate::proto::admin::Role::Leader)
             .map(|c| async move {
-                match c.transfer_leadership(None).await {
-                    Ok(Ok(t)) => tracing::info!(
+                // The chain answers within two election timeouts, unless its thread is busy
+                // elsewhere (catching up): never wait longer than that for it.
+                let bound = c.election_timeout() * 2 + Duration::from_secs(1);
+                match tokio::time::timeout(bound, c.transfer_leadership(None)).await {
+                    Ok(Ok(Ok(t))) => tracing::info!(
                         channel = c.channel_id(),
                         to = t.to,
                         ms = t.elapsed.as_millis() as u64,
                         "handed leadership over before stopping"
                     ),
-                    Ok(Err(e)) => tracing::warn!(
+                    Ok(Ok(Err(e))) => tracing::warn!(
                         channel = c.channel_id(),
                         "could not hand leadership over before stopping: {e}"
                     ),
-                    Err(_) => {}
+                    Ok(Err(_)) => {}
+                    Err(_) => tracing::warn!(
+                        channel = c.channel_id(),
+                        "no answer to the leadership handoff within {bound:?}; stopping anyway"
+                    ),
                 }
             });
         futures::future::join_all(handoffs).await;
-        self.stopping.store(true, Ordering::Release);
+        self.stopping.store(true, Ordering::SeqCst);
         // Those in flight ride through a leadership change for up to two election timeouts.
         let longest = chains
             .iter()
@@ -224,7 +233,7 @@ impl Registrar {
         let drained = tokio::time::timeout(longest, async {
             loop {
                 let done = self.broadcasts_done.notified();
-                if self.broadcasts.load(Ordering::Acquire) == 0 {
+                if self.broadcasts.load(Ordering::SeqCst) == 0 {
                     return;
                 }
                 done.await;

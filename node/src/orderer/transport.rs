@@ -41,6 +41,11 @@ pub struct Transport {
 }
 
 impl Transport {
+    /// The certificate this orderer dials with (PEM).
+    pub fn tls_cert_pem(&self) -> &[u8] {
+        &self.tls.cert_pem
+    }
+
     pub fn new(tls: TlsMaterial, runtime: tokio::runtime::Handle) -> Self {
         Self {
             tls,

@@ -98,6 +98,7 @@ async fn pull(
                 signature: None,
             },
             signer,
+            &tls.cert_pem,
         )?)
         .await?
         .into_inner();
@@ -164,6 +165,7 @@ async fn has_block(
                     signature: None,
                 },
                 signer,
+                &tls.cert_pem,
             )?)
             .await?
             .into_inner();

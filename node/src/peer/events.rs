@@ -48,8 +48,14 @@ impl events_server::Events for EventsService {
                 req.channel_id
             )));
         }
-        crate::signed_request::authorize(&req, &req.channel_id, &ch.rules.msps, &ch.rules.readers)
-            .map_err(Status::permission_denied)?;
+        crate::signed_request::authorize(
+            &req,
+            &req.channel_id,
+            &ch.rules.msps,
+            &ch.rules.readers,
+            cert.as_deref(),
+        )
+        .map_err(Status::permission_denied)?;
         let mut next = req.start.unwrap_or_else(|| ch.store.height());
         let mut height = ch.store.watch_height();
         let mut stopped = ch.stopped();

@@ -57,19 +57,24 @@ async fn deliver_serves_signed_readers_and_refuses_everyone_else_with_reasons() 
     let admin = net.cluster.admin_of("Org1MSP").unwrap();
     let client = &net.client; // Org1's client: a member, not an admin.
 
-    let (code, _) = deliver(&admin, &addr, sign(request(&ch), &admin.signer).unwrap()).await;
+    let (code, _) = deliver(
+        &admin,
+        &addr,
+        sign(request(&ch), &admin.signer, &admin.tls.cert_pem).unwrap(),
+    )
+    .await;
     assert_eq!(code, tonic::Code::Ok, "a reader's signed request is served");
 
     let refusals = [
         (request(&ch), "not signed"),
         (
-            sign(request(&ch), &client.signer).unwrap(),
+            sign(request(&ch), &client.signer, &admin.tls.cert_pem).unwrap(),
             "does not satisfy the Readers policy",
         ),
         (
             {
                 let id = support::foreign_identity("Org1MSP", "admin", Role::Admin);
-                sign(request(&ch), &id).unwrap()
+                sign(request(&ch), &id, &admin.tls.cert_pem).unwrap()
             },
             "refused",
         ),
@@ -77,7 +82,7 @@ async fn deliver_serves_signed_readers_and_refuses_everyone_else_with_reasons() 
             // An organisation the channel does not have.
             {
                 let id = support::foreign_identity("Org9MSP", "admin", Role::Admin);
-                sign(request(&ch), &id).unwrap()
+                sign(request(&ch), &id, &admin.tls.cert_pem).unwrap()
             },
             "Org9MSP",
         ),
@@ -85,14 +90,26 @@ async fn deliver_serves_signed_readers_and_refuses_everyone_else_with_reasons() 
             {
                 let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
                 let old = now - TIME_WINDOW - Duration::from_secs(60);
-                sign_at(request(&ch), &admin.signer, old.as_millis() as i64).unwrap()
+                sign_at(
+                    request(&ch),
+                    &admin.signer,
+                    &admin.tls.cert_pem,
+                    old.as_millis() as i64,
+                )
+                .unwrap()
             },
             "outside the",
         ),
         (
+            // A reader's request bound to another TLS certificate (a replay over another
+            // connection).
+            sign(request(&ch), &admin.signer, &client.tls.cert_pem).unwrap(),
+            "refused",
+        ),
+        (
             // Signed for one range, sent with another: the signature no longer verifies.
             {
-                let mut r = sign(request(&ch), &admin.signer).unwrap();
+                let mut r = sign(request(&ch), &admin.signer, &admin.tls.cert_pem).unwrap();
                 r.stop = Some(5);
                 r
             },
