@@ -83,6 +83,20 @@ impl VerifiedIdentity {
         Ok(())
     }
 
+    /// A member of `msp_id` with `role` and no certificate, for asking what a policy admits
+    /// (no signature verifies with it).
+    pub fn principal(msp_id: &str, role: Role) -> Self {
+        Self {
+            msp_id: msp_id.to_string(),
+            role: Some(role),
+            common_name: format!("any {} of {msp_id}", role.as_str()),
+            public_key: Vec::new(),
+            algorithm: super::KeyAlgorithm::EcdsaP256,
+            valid_from: i64::MIN,
+            valid_until: i64::MAX,
+        }
+    }
+
     /// An identity without a certificate, for tests of code that only looks at
     /// `msp_id`/`role` (policies). Its public key is empty, so no signature verifies.
     #[cfg(test)]

@@ -637,6 +637,38 @@ mod tests {
     }
 
     #[test]
+    fn policies_that_would_stall_the_channel_are_refused_naming_the_field() {
+        let with = |readers: &str, block_validation: &str| {
+            let mut plan = OrderingSpec::default().plan();
+            plan.channels[0].policies = Some(crate::proto::common::Policies {
+                writers: "OR('Org1MSP.member')".into(),
+                readers: readers.into(),
+                admins: "OR('Org1MSP.admin')".into(),
+                block_validation: block_validation.into(),
+            });
+            let dir = tempfile::tempdir().unwrap();
+            generate_network(dir.path(), &plan).map(|_| ())
+        };
+        assert!(with("OR('Org1MSP.member','OrdererMSP.member')", "").is_ok());
+        let err = format!("{:#}", with("OR('Org1MSP.member')", "").unwrap_err());
+        assert!(
+            err.contains("policies.readers") && err.contains("orderers of OrdererMSP"),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            with("OR('Org1MSP.admin','OrdererMSP.member')", "").unwrap_err()
+        );
+        assert!(err.contains("peers of Org1MSP"), "{err}");
+        let two = "OutOf(2,'OrdererMSP.orderer','OrdererMSP.orderer')";
+        let err = format!(
+            "{:#}",
+            with("OR('Org1MSP.member','OrdererMSP.member')", two).unwrap_err()
+        );
+        assert!(err.contains("policies.blockValidation"), "{err}");
+    }
+
+    #[test]
     fn peer_names_shorten_msp_ids() {
         assert_eq!(org_short_name("Org1MSP"), "org1");
         assert_eq!(org_short_name("Acme"), "acme");

@@ -332,6 +332,38 @@ pub fn check_config(cfg: &ChannelConfig) -> anyhow::Result<()> {
             }
         }
     }
+    check_policies_let_the_channel_run(cfg, policies)
+}
+
+/// Policies that would stall the channel are refused: orderers pull blocks from each other and
+/// peers read them (Readers), and each block carries one signature, its creator's
+/// (BlockValidation).
+fn check_policies_let_the_channel_run(
+    cfg: &ChannelConfig,
+    policies: &crate::proto::common::Policies,
+) -> anyhow::Result<()> {
+    use crate::identity::{Role, VerifiedIdentity};
+    let readers: Policy = policies.readers.parse().context("policies.readers")?;
+    let blocks = crate::ledger::block_validation_policy(cfg)?;
+    let admits =
+        |p: &Policy, msp: &str, role| p.evaluate(&[&VerifiedIdentity::principal(msp, role)]);
+    let mut orderer_orgs: Vec<&str> = cfg.consenters.iter().map(|c| c.msp_id.as_str()).collect();
+    orderer_orgs.sort_unstable();
+    orderer_orgs.dedup();
+    for msp in &orderer_orgs {
+        if !admits(&readers, msp, Role::Orderer) {
+            bail!("policies.readers ({}) must admit the orderers of {msp}: they pull blocks from each other to catch up", policies.readers);
+        }
+        if !admits(&blocks, msp, Role::Orderer) {
+            bail!("policies.blockValidation ({blocks}) must be satisfied by the signature of one orderer of {msp}: a block carries only its creator's");
+        }
+    }
+    for org in &cfg.organizations {
+        let msp = org.msp_id.as_str();
+        if !orderer_orgs.contains(&msp) && !admits(&readers, msp, Role::Peer) {
+            bail!("policies.readers ({}) must admit the peers of {msp}: they read the channel's blocks", policies.readers);
+        }
+    }
     Ok(())
 }
 

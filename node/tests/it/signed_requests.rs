@@ -38,7 +38,7 @@ async fn deliver(client: &Client, addr: &str, req: DeliverRequest) -> (tonic::Co
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliver_serves_signed_readers_and_refuses_everyone_else_with_reasons() {
-    // Readers: Org1's admins (and the orderers, which pull blocks from each other).
+    // Readers: Org1's admins and peers (and the orderers, which pull blocks from each other).
     let mut plan = OrderingSpec {
         orderers: 3,
         orgs: vec!["Org1MSP".into()],
@@ -47,7 +47,7 @@ async fn deliver_serves_signed_readers_and_refuses_everyone_else_with_reasons() 
     .plan();
     plan.channels[0].policies = Some(Policies {
         writers: "OR('Org1MSP.member')".into(),
-        readers: "OR('Org1MSP.admin','OrdererMSP.member')".into(),
+        readers: "OR('Org1MSP.admin','Org1MSP.peer','OrdererMSP.member')".into(),
         admins: "OR('Org1MSP.admin')".into(),
         block_validation: String::new(),
     });
