@@ -40,12 +40,7 @@ async fn a_leader_whose_raft_log_fails_halts_says_why_and_recovers_after_restart
     })
     .await;
     let ch = net.channel();
-    let l1 = net
-        .cluster
-        .wait_leader(&net.admin, &[], TIMEOUT)
-        .await
-        .unwrap() as usize
-        - 1;
+    let l1 = net.leader().await;
     let mut acked = net.submit(l1, 20, 128).await;
     let ops = net.cluster.nodes[l1].operations_address().unwrap();
     let mut watch = net.admin.watch(&net.addr(l1), &ch).await.unwrap();
@@ -139,12 +134,7 @@ async fn followers_whose_block_write_fails_or_panics_halt_and_replay_their_log_o
     })
     .await;
     let ch = net.channel();
-    let leader = net
-        .cluster
-        .wait_leader(&net.admin, &[], TIMEOUT)
-        .await
-        .unwrap() as usize
-        - 1;
+    let leader = net.leader().await;
     let (f1, f2) = ((leader + 1) % 3, (leader + 2) % 3);
     let mut acked = net.submit(leader, 10, 128).await;
     // f1 persists the Raft log but cannot write blocks; f2 panics in its chain's thread.

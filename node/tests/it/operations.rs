@@ -4,19 +4,14 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::peers::Lab;
-use crate::support::{http_get, metric, scrape, TIMEOUT};
+use crate::support::{http_get, metric, scrape};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_report_health_readiness_metrics_and_who_they_are() {
     let lab = Lab::start(3).await;
     let net = &lab.net;
     let ch = net.channel();
-    let leader = net
-        .cluster
-        .wait_leader(&net.admin, &[], TIMEOUT)
-        .await
-        .unwrap() as usize
-        - 1;
+    let leader = net.leader().await;
     let follower = (leader + 1) % 3;
     let outcome = lab
         .invoke(&lab.endorsers(), &["invoke", "a", "b", "10"])

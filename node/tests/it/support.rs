@@ -69,6 +69,16 @@ impl Net {
         self.cluster.layout.channel.clone()
     }
 
+    /// The index (in `cluster.nodes`) of the orderer all running orderers agree leads.
+    pub async fn leader(&self) -> usize {
+        let id = self
+            .cluster
+            .wait_leader(&self.admin, &[], TIMEOUT)
+            .await
+            .unwrap();
+        self.cluster.index_of(id)
+    }
+
     pub fn addr(&self, i: usize) -> String {
         self.cluster.nodes[i].address.clone()
     }
