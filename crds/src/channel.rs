@@ -181,10 +181,39 @@ pub struct ChannelStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum: Option<String>,
 
+    /// Each consenter as it reports itself.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub consenters: Vec<ConsenterStatus>,
+
+    /// The orderers and peers that joined the channel (each is joined once).
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub joined: Vec<String>,
+
+    /// The contracts deployed on the channel, as `name@version`.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub deployed: Vec<String>,
+
     /// `Ready`, `QuorumAvailable` and `Degraded` conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// A consenter of a channel, as it reports itself.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsenterStatus {
+    /// The orderer.
+    pub name: String,
+    /// Leader, Follower, Candidate, Halted or Unavailable.
+    pub role: String,
+    /// Blocks in its ledger.
+    pub height: u64,
+    /// Whether it takes part in Raft (answers and its chain runs).
+    pub active: bool,
 }
 
 fn default_version() -> String {

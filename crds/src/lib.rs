@@ -12,6 +12,7 @@
 
 pub mod channel;
 pub mod crd;
+pub mod health;
 pub mod keys;
 pub mod manifest;
 pub mod names;
@@ -23,7 +24,8 @@ pub mod status;
 pub mod units;
 
 pub use channel::{
-    BuiltinContract, Channel, ChannelPolicies, ChannelSpec, ChannelStatus, ContractSpec,
+    BuiltinContract, Channel, ChannelPolicies, ChannelSpec, ChannelStatus, ConsenterStatus,
+    ContractSpec,
 };
 pub use keys::KeyAlgorithm;
 pub use manifest::{load_manifests, ManifestError, Manifests};
@@ -31,7 +33,7 @@ pub use network::{
     BatchSpec, Network, NetworkSpec, NetworkStatus, OrdererOrganizationSpec, OrganizationSpec,
     RaftSpec, StorageSpec,
 };
-pub use orderer::{Orderer, OrdererSpec, OrdererStatus};
+pub use orderer::{Orderer, OrdererChannelStatus, OrdererSpec, OrdererStatus};
 pub use peer::{Peer, PeerSpec, PeerStatus};
 pub use units::{parse_duration, parse_size};
 

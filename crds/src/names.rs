@@ -55,6 +55,33 @@ pub fn check_contract_name(value: &str) -> Result<(), String> {
     )
 }
 
+/// The name of the `k`-th orderer of a network (from 1), as `raftnet up` names it: `orderer3`.
+pub fn orderer_node(k: impl std::fmt::Display) -> String {
+    format!("orderer{k}")
+}
+
+/// The name of the `i`-th peer of an organisation (from 0), as `raftnet up` names it:
+/// `peer0.org1` for `Org1MSP`.
+pub fn peer_node(i: impl std::fmt::Display, msp_id: &str) -> String {
+    format!("peer{i}.{}", org_short_name(msp_id))
+}
+
+/// An organisation's short name: its MSP id in lower case without a trailing `msp`
+/// (`Org1MSP` → `org1`).
+pub fn org_short_name(msp_id: &str) -> String {
+    let lower = msp_id.to_lowercase();
+    match lower.strip_suffix("msp") {
+        Some(short) if !short.is_empty() => short.to_owned(),
+        _ => lower,
+    }
+}
+
+/// A node's name as Kubernetes objects carry it (resource, StatefulSet, Service, Secret):
+/// DNS labels allow no dots (`peer0.org1` → `peer0-org1`).
+pub fn kube_name(node: &str) -> String {
+    node.replace('.', "-")
+}
+
 fn check(regex: &Regex, value: &str, problem: &str) -> Result<(), String> {
     if regex.is_match(value) {
         Ok(())
@@ -103,6 +130,15 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn node_names() {
+        assert_eq!(orderer_node(3), "orderer3");
+        assert_eq!(peer_node(0, "Org1MSP"), "peer0.org1");
+        assert_eq!(org_short_name("Acme"), "acme");
+        assert_eq!(org_short_name("MSP"), "msp");
+        assert_eq!(kube_name("peer0.org1"), "peer0-org1");
     }
 
     #[test]

@@ -106,10 +106,42 @@ pub struct OrdererStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u64>,
 
+    /// Blocks this orderer is behind the leader of its first channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<u64>,
+
+    /// While the node does not answer: when the operator last heard from it (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_contact: Option<String>,
+
+    /// When the first of the node's certificates (TLS, signing) expires (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_expiry: Option<String>,
+
+    /// The orderer's part in each channel it serves.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub channels: Vec<OrdererChannelStatus>,
+
     /// `Ready`, `QuorumAvailable` and `Degraded` conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// An orderer's part in one channel, as it reports it.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OrdererChannelStatus {
+    /// The channel.
+    pub name: String,
+    /// Leader, Follower, Candidate, Halted or Unavailable.
+    pub role: String,
+    /// The leader it knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    pub term: u64,
+    pub height: u64,
 }
 
 fn default_msp_id() -> String {

@@ -12,8 +12,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tonic::transport::Channel;
 
 use crate::identity::SigningIdentity;
+use crate::ledger::compute_tx_id;
 use crate::network::ClientProfile;
-use crate::orderer::msgprocessor::compute_tx_id;
 use crate::proto::admin::{
     admin_client::AdminClient, ChannelStatus, ChannelStatusRequest, JoinChannelRequest,
     ListChannelsRequest,
@@ -37,6 +37,16 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client signing as `signer` and connecting with `tls`.
+    pub fn new(signer: SigningIdentity, tls: TlsMaterial) -> Self {
+        Self {
+            signer,
+            tls,
+            rng: SystemRandom::new(),
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
     pub fn from_profile(profile: &ClientProfile) -> anyhow::Result<Self> {
         Ok(Self {
             signer: profile.signer()?,

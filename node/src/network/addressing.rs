@@ -52,11 +52,7 @@ impl NodeAddress {
     }
 }
 
-/// A node's name as Kubernetes objects (StatefulSet, Service, Secret) carry it: DNS labels
-/// allow no dots (`peer0.org1` → `peer0-org1`).
-pub fn kube_name(node: &str) -> String {
-    node.replace('.', "-")
-}
+pub use raftnet_crds::names::kube_name;
 
 impl Addressing {
     pub fn cluster(namespace: &str) -> Self {

@@ -24,7 +24,13 @@ pub fn read_files(paths: &[std::path::PathBuf]) -> anyhow::Result<Manifests> {
 }
 
 /// The network the manifests describe: exactly one `Network` and its `Channel`s.
+///
+/// The manifests are checked first with [`Manifests::validate`], as the operator checks them,
+/// so that both planes accept and refuse the same manifests with the same messages.
 pub fn plan(m: &Manifests) -> anyhow::Result<NetworkPlan> {
+    if let Err(problems) = m.validate() {
+        bail!("the manifests are invalid:\n  {}", problems.join("\n  "));
+    }
     let network = match &m.networks[..] {
         [n] => n,
         [] => bail!("no Network resource: the manifests need one (see deploy/minimal.yaml)"),

@@ -2,6 +2,7 @@
 //! channel genesis blocks, written to a directory.
 
 pub mod addressing;
+pub mod channel;
 pub mod crypto;
 pub mod manifest;
 pub mod ordering;
@@ -10,6 +11,7 @@ pub mod ports;
 pub mod profile;
 
 pub use addressing::{Addressing, NodeAddress, NodeKind};
+pub use channel::{channel_config, OrgCas};
 pub use crypto::OrgMaterial;
 pub use ordering::{OrdererEntry, OrderingLayout, OrderingSpec, PeerEntry};
 pub use profile::ClientProfile;

@@ -19,12 +19,13 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 
 use super::addressing::{Addressing, NodeAddress, NodeKind};
+use super::channel::{channel_config, OrgCas};
 use super::crypto::{write_file, OrgMaterial};
 use super::plan::{ChannelPlan, ContractPlan, NetworkPlan, OrgPlan};
 use crate::config::{NodeConfig, SigningFiles, TlsFiles};
 use crate::identity::{KeyAlgorithm, Role};
 use crate::ledger::genesis_block;
-use crate::proto::common::{BatchOptions, ChannelConfig, Consenter, Organization, RaftOptions};
+use crate::proto::common::{BatchOptions, Consenter, RaftOptions};
 
 pub const ORDERER_MSP: &str = "OrdererMSP";
 
@@ -219,7 +220,7 @@ pub fn generate_network_at(
     let mut peer_names: Vec<(&OrgMaterial, String)> = Vec::new();
     for (org, p) in app_orgs.iter().zip(&plan.orgs) {
         for i in 0..p.peers {
-            let name = format!("peer{i}.{}", org_short_name(&org.msp_id));
+            let name = raftnet_crds::names::peer_node(i, &org.msp_id);
             // Different MSP ids can shorten alike (Org1 and Org1MSP); their peers would share
             // a directory.
             anyhow::ensure!(
@@ -233,7 +234,7 @@ pub fn generate_network_at(
 
     // Every node at once, so that no port is handed out twice.
     let mut nodes: Vec<(String, NodeKind)> = (1..=plan.orderers)
-        .map(|k| (format!("orderer{k}"), NodeKind::Orderer))
+        .map(|k| (raftnet_crds::names::orderer_node(k), NodeKind::Orderer))
         .collect();
     nodes.extend(peer_names.iter().map(|(_, n)| (n.clone(), NodeKind::Peer)));
     let addresses = addressing.assign(&nodes)?;
@@ -242,7 +243,7 @@ pub fn generate_network_at(
     let mut consenters = Vec::new();
     let mut orderers = Vec::new();
     for (i, addr) in orderer_addrs.iter().enumerate() {
-        let name = format!("orderer{}", i + 1);
+        let name = raftnet_crds::names::orderer_node(i as u32 + 1);
         let node_dir = dir.join("orderers").join(&name);
         let (cert, _key) =
             orderer_org.node_tls(&name, Role::Orderer, &addr.tls_hosts, &node_dir)?;
@@ -282,46 +283,12 @@ pub fn generate_network_at(
         });
     }
 
+    let mut cas = vec![org_cas(&orderer_org)];
+    cas.extend(app_orgs.iter().map(org_cas));
     let mut channels = Vec::new();
     for ch in &plan.channels {
-        let mut organizations = vec![org_proto(&orderer_org)?];
-        for msp in &ch.orgs {
-            let org = app_orgs
-                .iter()
-                .find(|o| &o.msp_id == msp)
-                .with_context(|| {
-                    format!(
-                        "channel {}: {msp} is not an organisation of the network",
-                        ch.name
-                    )
-                })?;
-            organizations.push(org_proto(org)?);
-        }
-        let chosen: Vec<Consenter> = match &ch.consenters {
-            None => consenters.clone(),
-            Some(names) => names
-                .iter()
-                .map(|n| {
-                    consenters
-                        .iter()
-                        .find(|c| &c.name == n)
-                        .cloned()
-                        .with_context(|| {
-                            format!("channel {}: orderer {n} is not in the network", ch.name)
-                        })
-                })
-                .collect::<anyhow::Result<_>>()?,
-        };
-        let config = ChannelConfig {
-            channel_id: ch.name.clone(),
-            organizations,
-            consenters: chosen.clone(),
-            raft: Some(plan.raft),
-            batch: Some(plan.batch),
-            policies: Some(ch.policies(orderer_msp)),
-        };
-        crate::orderer::registrar::check_config(&config)
-            .with_context(|| format!("channel {}", ch.name))?;
+        let config = channel_config(plan, ch, &cas, &consenters)?;
+        let chosen = config.consenters.clone();
         let genesis = dir.join("channels").join(format!("{}.block", ch.name));
         write_file(&genesis, &genesis_block(&config).encode_to_vec(), false)?;
         channels.push(ChannelEntry {
@@ -356,16 +323,6 @@ pub fn generate_network_at(
         org_clients,
         channels,
     })
-}
-
-/// The organisation part of a peer's name: the MSP id in lower case without a trailing
-/// "msp" (Org1MSP → org1).
-fn org_short_name(msp_id: &str) -> String {
-    let lower = msp_id.to_lowercase();
-    match lower.strip_suffix("msp") {
-        Some(short) if !short.is_empty() => short.to_string(),
-        _ => lower,
-    }
 }
 
 /// A node of `org` listening where `addr` says, with paths relative to its directory (as
@@ -406,12 +363,12 @@ fn write_node_config(node_dir: &Path, cfg: &NodeConfig) -> anyhow::Result<PathBu
     Ok(config)
 }
 
-fn org_proto(org: &OrgMaterial) -> anyhow::Result<Organization> {
-    Ok(Organization {
+fn org_cas(org: &OrgMaterial) -> OrgCas {
+    OrgCas {
         msp_id: org.msp_id.clone(),
-        root_cert_pem: std::fs::read(org.ca_path()).context("org CA")?,
-        tls_root_cert_pem: std::fs::read(org.tls_ca_path()).context("org TLS CA")?,
-    })
+        ca_cert_pem: org.ca.cert_pem().as_bytes().to_vec(),
+        tls_ca_cert_pem: org.tls_ca.cert_pem().as_bytes().to_vec(),
+    }
 }
 
 #[cfg(test)]
@@ -422,7 +379,7 @@ mod tests {
     use crate::identity::{MspSet, Policy};
     use crate::ledger::channel_config;
     use crate::network::ClientProfile;
-    use crate::proto::common::{Block, SerializedIdentity};
+    use crate::proto::common::{Block, ChannelConfig, SerializedIdentity};
 
     fn two_orgs(dir: &Path) -> OrderingLayout {
         generate(
@@ -666,12 +623,5 @@ mod tests {
             with("OR('Org1MSP.member','OrdererMSP.member')", two).unwrap_err()
         );
         assert!(err.contains("policies.blockValidation"), "{err}");
-    }
-
-    #[test]
-    fn peer_names_shorten_msp_ids() {
-        assert_eq!(org_short_name("Org1MSP"), "org1");
-        assert_eq!(org_short_name("Acme"), "acme");
-        assert_eq!(org_short_name("MSP"), "msp");
     }
 }

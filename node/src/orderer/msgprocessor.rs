@@ -3,10 +3,10 @@
 //! here reaches the Raft log.
 
 use prost::Message;
-use ring::digest::{Context, SHA256};
 
 use super::chain::ChainHandle;
 use crate::identity::IdentityError;
+use crate::ledger::compute_tx_id;
 use crate::proto::common::{Envelope, HeaderType, Payload, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,14 +22,6 @@ impl Rejection {
             info: info.into(),
         }
     }
-}
-
-/// The transaction id a client must use: hex SHA-256 of nonce || creator certificate.
-pub fn compute_tx_id(nonce: &[u8], creator_cert_pem: &[u8]) -> String {
-    let mut ctx = Context::new(&SHA256);
-    ctx.update(nonce);
-    ctx.update(creator_cert_pem);
-    hex::encode(ctx.finish())
 }
 
 /// The payload of an envelope, decoded far enough to route it to a channel.

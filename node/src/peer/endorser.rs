@@ -15,7 +15,7 @@ use super::simulator::Simulator;
 use super::statedb::StateReader;
 use crate::chaincode::{builtin, ContractError};
 use crate::identity::SigningIdentity;
-use crate::orderer::msgprocessor::compute_tx_id;
+use crate::ledger::compute_tx_id;
 use crate::proto::common::HeaderType;
 use crate::proto::peer::{
     endorser_server, ChaincodeId, Endorsement, Proposal, ProposalResponse, ProposalResponsePayload,

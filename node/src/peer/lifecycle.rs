@@ -15,20 +15,7 @@ use crate::chaincode::{builtin, BUILTIN};
 use crate::identity::{MspSet, Policy};
 use crate::proto::peer::{ChaincodeDefinition, TxReadWriteSet};
 
-pub const LIFECYCLE: &str = "_lifecycle";
-pub const DEPLOY: &str = "deploy";
-
-/// The arguments of a deploy proposal.
-pub fn deploy_args(def: &ChaincodeDefinition, init: &[String]) -> Vec<String> {
-    vec![
-        DEPLOY.to_string(),
-        def.name.clone(),
-        def.version.clone(),
-        def.contract.clone(),
-        def.endorsement_policy.clone(),
-        serde_json::to_string(init).expect("strings serialise"),
-    ]
-}
+pub use crate::deploy::{deploy_args, DEPLOY, LIFECYCLE};
 
 /// Contract names are namespaces in the state database and appear on command lines.
 pub fn check_name(name: &str) -> Result<(), String> {

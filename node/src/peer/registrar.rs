@@ -11,7 +11,8 @@ use prost::Message;
 use super::channel::PeerChannel;
 use crate::identity::{MspSet, SigningIdentity};
 use crate::ledger::channel_config;
-use crate::orderer::registrar::{check_config, JoinError};
+use crate::ledger::check_config;
+use crate::orderer::registrar::JoinError;
 use crate::proto::common::Block;
 use crate::tls::TlsMaterial;
 

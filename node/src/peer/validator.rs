@@ -21,7 +21,7 @@ use ring::digest::{digest, SHA256};
 use super::lifecycle::{self, LIFECYCLE};
 use super::statedb::StateReader;
 use crate::identity::{MspSet, Policy, VerifiedIdentity};
-use crate::orderer::msgprocessor::compute_tx_id;
+use crate::ledger::compute_tx_id;
 use crate::proto::common::{ChannelHeader, Envelope, HeaderType, Payload};
 use crate::proto::peer::{
     ChaincodeDefinition, ChaincodeInput, Proposal, ProposalResponsePayload, Transaction,

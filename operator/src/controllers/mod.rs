@@ -1,0 +1,64 @@
+//! The four controllers and what they share. Each reconcile is idempotent and never sleeps:
+//! it converges the objects, writes status from the nodes' latest views, and returns when to
+//! look again. A restarted operator converges to the same objects.
+
+pub mod address;
+pub mod channel;
+pub mod contracts;
+pub mod network;
+pub mod node;
+pub mod run;
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use raftnet_crds::Network;
+
+use crate::{Context, Error, Result};
+
+/// When to look again at a resource that is settled (status changes come from the nodes'
+/// streams, object changes from the watches; this catches anything else).
+pub const SETTLED: Duration = Duration::from_secs(300);
+
+/// When to look again at a resource waiting on something (a node to start, a Secret).
+pub const WAITING: Duration = Duration::from_secs(2);
+
+pub fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// The namespace of a namespaced resource.
+pub fn namespace<K: ResourceExt>(obj: &K) -> Result<String> {
+    obj.namespace()
+        .ok_or_else(|| Error::InvalidSpec(format!("{} has no namespace", obj.name_any())))
+}
+
+/// The network a resource names, or `Waiting` naming it.
+pub async fn network_of(ctx: &Context, namespace: &str, name: &str) -> Result<Network> {
+    let api: Api<Network> = Api::namespaced(ctx.client.clone(), namespace);
+    api.get_opt(name).await?.ok_or_else(|| {
+        Error::Waiting(format!(
+            "Network {name} does not exist in namespace {namespace}"
+        ))
+    })
+}
+
+/// The error policy of every controller: count the error, log it, retry with a delay that
+/// grows with how long it has been failing is left to the runtime's backoff; an invalid spec
+/// waits for a change instead.
+pub fn error_policy(controller: &'static str, error: &Error, ctx: &Context) -> Action {
+    ctx.metrics
+        .failures
+        .with_label_values(&[controller, error.metric_label()])
+        .inc();
+    match error {
+        Error::InvalidSpec(_) => Action::await_change(),
+        Error::Waiting(_) => Action::requeue(WAITING),
+        _ => {
+            tracing::warn!(controller, "reconcile failed: {error}");
+            Action::requeue(Duration::from_secs(5))
+        }
+    }
+}
