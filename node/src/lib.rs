@@ -29,6 +29,7 @@ pub mod orderer;
 #[cfg(feature = "runtime")]
 pub mod peer;
 pub mod proto;
+pub mod report;
 #[cfg(feature = "runtime")]
 pub mod serve;
 pub mod signed_request;

@@ -17,7 +17,7 @@ use kube::{Api, Resource, ResourceExt};
 use prost::Message;
 use raftnet_crds::health::{set_conditions, ConditionState, GroupHealth};
 use raftnet_crds::status::{quorum, READY};
-use raftnet_crds::{Channel, ChannelStatus, ConsenterStatus, Manifests, Network, Orderer, Peer};
+use raftnet_crds::{Channel, ChannelStatus, Manifests, Network, Orderer, Peer};
 use raftnet_node::network::channel_config;
 use raftnet_node::proto::admin::admin_client::AdminClient;
 use raftnet_node::proto::admin::JoinChannelRequest;
@@ -29,10 +29,10 @@ use super::{namespace, network_of, now, SETTLED, WAITING};
 use crate::apply::{apply_status, create_once};
 use crate::labels::network_labels;
 use crate::objects::NodeKind;
-use crate::observe::roles::consenter_view;
 use crate::observe::NodeKey;
 use crate::pki::{admin_tls, node_secret_name, text, TLS_CERT};
 use crate::{Context, Error, Result};
+use raftnet_node::report::{self, NodeReport};
 
 /// The ConfigMap key of the genesis block.
 pub const GENESIS_KEY: &str = "genesis.block";
@@ -54,6 +54,20 @@ pub fn consenter_names(channel: &Channel, network_orderers: &[String]) -> Vec<St
         .unwrap_or_else(|| network_orderers.to_vec())
 }
 
+/// What the hub last heard from each of `names`.
+pub fn reports(ctx: &Context, ns: &str, names: &[String]) -> Vec<(String, NodeReport)> {
+    names
+        .iter()
+        .map(|node| {
+            let key = NodeKey {
+                namespace: ns.to_owned(),
+                name: node.clone(),
+            };
+            (node.clone(), ctx.hub.view(&key).report)
+        })
+        .collect()
+}
+
 /// The channel's Raft group as its consenters report it.
 pub fn channel_health(
     ctx: &Context,
@@ -61,18 +75,11 @@ pub fn channel_health(
     channel: &Channel,
     network_orderers: &[String],
 ) -> GroupHealth {
-    let name = channel.name_any();
-    let views: Vec<_> = consenter_names(channel, network_orderers)
-        .iter()
-        .map(|node| {
-            let view = ctx.hub.view(&NodeKey {
-                namespace: ns.to_owned(),
-                name: node.clone(),
-            });
-            consenter_view(node, view.channels.get(&name).and_then(Option::as_ref))
-        })
-        .collect();
-    GroupHealth::of(&views)
+    let reports = reports(ctx, ns, &consenter_names(channel, network_orderers));
+    report::channel_health(
+        &channel.name_any(),
+        reports.iter().map(|(n, r)| (n.as_str(), r)),
+    )
 }
 
 /// What `raftnet up` would say about this channel and network: the same plan, the same checks.
@@ -237,12 +244,12 @@ async fn join_members(
             name: member.name.clone(),
         };
         let view = ctx.hub.view(&key);
-        if view.joined(&name) {
+        if view.report.joined(&name) {
             ctx.hub.watch_channel(&key, &name);
             joined.push(member.name.clone());
             continue;
         }
-        if view.info.is_none() {
+        if view.report.info.is_none() {
             continue; // Not up yet: joined on a later pass.
         }
         let kind = member.kind;
@@ -364,38 +371,18 @@ pub async fn reconcile(channel: Arc<Channel>, ctx: Arc<Context>) -> Result<Actio
     if unsettled {
         return Ok(Action::requeue(WAITING)); // Woken as each node first answers.
     }
-    let health = channel_health(&ctx, &ns, &channel, &orderer_names);
-    let consenters: Vec<ConsenterStatus> = consenter_names(&channel, &orderer_names)
+    let consenter_list = consenter_names(&channel, &orderer_names);
+    let consenter_reports = reports(&ctx, &ns, &consenter_list);
+    let by_name: Vec<(&str, &NodeReport)> = consenter_reports
         .iter()
-        .map(|node| {
-            let view = ctx.hub.view(&NodeKey {
-                namespace: ns.clone(),
-                name: node.clone(),
-            });
-            let v = consenter_view(node, view.channels.get(&name).and_then(Option::as_ref));
-            ConsenterStatus {
-                name: node.clone(),
-                active: v.is_up(),
-                role: v.role,
-                height: v.height,
-            }
-        })
+        .map(|(n, r)| (n.as_str(), r))
         .collect();
-    let mut conditions = current.conditions.clone();
-    let mut states = health.conditions();
+    let health = report::channel_health(&name, by_name.iter().copied());
     let missing: Vec<&str> = members
         .iter()
         .map(|m| m.name.as_str())
         .filter(|m| !joined.iter().any(|j| j == m))
         .collect();
-    if !missing.is_empty() {
-        if let Some(ready) = states.iter_mut().find(|s| s.type_ == READY) {
-            ready.status = false;
-            ready.reason = "Joining";
-            ready.message = format!("not joined yet: {}; {}", missing.join(", "), ready.message);
-        }
-    }
-    let consenter_list = consenter_names(&channel, &orderer_names);
     let deployed = deploy_contracts(
         &ctx,
         &network,
@@ -414,25 +401,17 @@ pub async fn reconcile(channel: Arc<Channel>, ctx: Arc<Context>) -> Result<Actio
         .map(super::contracts::label)
         .filter(|l| !deployed.contains(l))
         .collect();
-    if !pending.is_empty() {
-        if let Some(ready) = states.iter_mut().find(|s| s.type_ == READY && s.status) {
-            ready.status = false;
-            ready.reason = "Deploying";
-            ready.message = format!("deploying {}", pending.join(", "));
-        }
-    }
-    set_conditions(&mut conditions, states, now(), generation);
-    let status = ChannelStatus {
-        observed_generation: generation,
-        leader: health.leader.clone(),
-        term: health.term,
-        height: health.height,
-        quorum: Some(health.quorum.to_owned()),
-        consenters,
-        joined,
+    let status = report::channel_status(
+        &name,
+        &by_name,
+        joined.clone(),
+        &missing,
         deployed,
-        conditions,
-    };
+        &pending,
+        &current,
+        &now(),
+        generation,
+    );
     let network_name = network.name_any();
     report_changes(&ctx, &channel, &current, &status, &network_name, &ns).await;
     apply_status(&api, &*channel, channel.status.as_ref(), &status).await?;

@@ -12,11 +12,11 @@ use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use raftnet_crds::health::{set_conditions, ConditionState, GroupHealth};
 use raftnet_crds::names::{kube_name, orderer_node, peer_node};
-use raftnet_crds::status::{quorum, DEGRADED, QUORUM_AVAILABLE, READY};
+use raftnet_crds::status::READY;
 use raftnet_crds::{Channel, Network, NetworkStatus, Orderer, OrdererSpec, Peer, PeerSpec};
 use raftnet_node::identity::Role;
 
-use super::channel::channel_health;
+use super::channel::{channel_health, reports};
 use super::{namespace, now, SETTLED};
 use crate::apply::{apply, apply_status, create_once};
 use crate::labels::{network_labels, MANAGER};
@@ -24,6 +24,7 @@ use crate::objects::budget::budget;
 use crate::observe::NodeKey;
 use crate::pki::{ensure_org_ca, user_secret, user_secret_name};
 use crate::{Context, Error, Result};
+use raftnet_node::report::network_status;
 
 /// Problems with a network that the schema cannot see: its own checks, and another network
 /// already in the namespace (children are named `orderer1`, `peer0-org1`: one network per
@@ -189,62 +190,48 @@ fn child_meta(
 }
 
 /// The network's status from its nodes' views and its channels' health.
-/// None while some node has not answered a first time (see `Hub::settled`).
-async fn observe(
-    ctx: &Context,
-    network: &Network,
-    ns: &str,
-) -> Result<Option<(NetworkStatus, Vec<ConditionState>)>> {
+fn borrowed(
+    list: &[(String, raftnet_node::report::NodeReport)],
+) -> Vec<(&str, &raftnet_node::report::NodeReport)> {
+    list.iter().map(|(n, r)| (n.as_str(), r)).collect()
+}
+
+/// The names of the network's resources of one kind, sorted.
+fn names_of<K: ResourceExt>(items: Vec<K>, network: &str, of: impl Fn(&K) -> &str) -> Vec<String> {
+    let mut names: Vec<String> = items
+        .into_iter()
+        .filter(|item| of(item) == network)
+        .map(|item| item.name_any())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The network's status from its nodes' reports and its channels' health; None while some
+/// node has not answered a first time (see `Hub::settled`).
+async fn observe(ctx: &Context, network: &Network, ns: &str) -> Result<Option<NetworkStatus>> {
     let name = network.name_any();
-    let key = |node: &str| NodeKey {
-        namespace: ns.to_owned(),
-        name: node.to_owned(),
-    };
     let orderers: Api<Orderer> = Api::namespaced(ctx.client.clone(), ns);
-    let mut orderer_names: Vec<String> = orderers
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|o| o.spec.network == name)
-        .map(|o| o.name_any())
-        .collect();
-    orderer_names.sort();
+    let orderer_names = names_of(
+        orderers.list(&ListParams::default()).await?.items,
+        &name,
+        |o| &o.spec.network,
+    );
     let peers: Api<Peer> = Api::namespaced(ctx.client.clone(), ns);
-    let mut peer_names: Vec<String> = peers
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|p| p.spec.network == name)
-        .map(|p| p.name_any())
-        .collect();
-    peer_names.sort();
-    let unsettled = orderer_names
-        .iter()
-        .chain(&peer_names)
-        .any(|n| !ctx.hub.settled(&key(n)));
+    let peer_names = names_of(
+        peers.list(&ListParams::default()).await?.items,
+        &name,
+        |p| &p.spec.network,
+    );
+    let unsettled = orderer_names.iter().chain(&peer_names).any(|n| {
+        !ctx.hub.settled(&NodeKey {
+            namespace: ns.to_owned(),
+            name: n.clone(),
+        })
+    });
     if unsettled {
         return Ok(None);
     }
-    let up = |names: &[String]| -> Vec<String> {
-        names
-            .iter()
-            .filter(|n| {
-                let view = ctx.hub.view(&key(n));
-                view.reachable()
-                    && view
-                        .channels
-                        .values()
-                        .flatten()
-                        .all(|s| s.halt_error.is_empty())
-            })
-            .cloned()
-            .collect()
-    };
-    let orderers_up = up(&orderer_names);
-    let peers_up = up(&peer_names);
-
     let channels: Api<Channel> = Api::namespaced(ctx.client.clone(), ns);
     let mut channel_list: Vec<Channel> = channels
         .list(&ListParams::default())
@@ -258,59 +245,17 @@ async fn observe(
         .iter()
         .map(|c| (c.name_any(), channel_health(ctx, ns, c, &orderer_names)))
         .collect();
-    let rank = |q: &str| match q {
-        quorum::LOST => 0,
-        quorum::DEGRADED => 1,
-        _ => 2,
-    };
-    let worst = healths.iter().min_by_key(|(_, h)| rank(h.quorum));
-    let mut states = match worst {
-        Some((channel, health)) => {
-            let mut states = health.conditions();
-            if healths.len() > 1 {
-                for state in &mut states {
-                    state.message = format!("channel {channel}: {}", state.message);
-                }
-            }
-            states
-        }
-        None => {
-            let message = "no channel yet: the orderers form one Raft group per channel".to_owned();
-            vec![
-                ConditionState::new(READY, false, "NoChannel", message.clone()),
-                ConditionState::new(QUORUM_AVAILABLE, false, "NoChannel", message.clone()),
-                ConditionState::new(DEGRADED, false, "NoChannel", message),
-            ]
-        }
-    };
-    let peers_down: Vec<&String> = peer_names
-        .iter()
-        .filter(|p| !peers_up.contains(p))
-        .collect();
-    if !peers_down.is_empty() {
-        if let Some(ready) = states.iter_mut().find(|s| s.type_ == READY) {
-            let list: Vec<&str> = peers_down.iter().map(|s| s.as_str()).collect();
-            ready.status = false;
-            ready.reason = "PeersDown";
-            ready.message = format!(
-                "{} of {} peers down ({}); {}",
-                list.len(),
-                peer_names.len(),
-                list.join(", "),
-                ready.message
-            );
-        }
-    }
-    let first = healths.first().map(|(_, h)| h);
-    let status = NetworkStatus {
-        observed_generation: network.metadata.generation,
-        orderers: Some(format!("{}/{}", orderers_up.len(), orderer_names.len())),
-        peers: Some(format!("{}/{}", peers_up.len(), peer_names.len())),
-        leader: first.and_then(|h| h.leader.clone()),
-        quorum: worst.map(|(_, h)| h.quorum.to_owned()),
-        conditions: Vec::new(),
-    };
-    Ok(Some((status, states)))
+    let orderer_reports = reports(ctx, ns, &orderer_names);
+    let peer_reports = reports(ctx, ns, &peer_names);
+    let current = network.status.clone().unwrap_or_default();
+    Ok(Some(network_status(
+        &borrowed(&orderer_reports),
+        &borrowed(&peer_reports),
+        &healths,
+        &current,
+        &now(),
+        network.metadata.generation,
+    )))
 }
 
 pub async fn reconcile(network: Arc<Network>, ctx: Arc<Context>) -> Result<Action> {
@@ -353,12 +298,9 @@ pub async fn reconcile(network: Arc<Network>, ctx: Arc<Context>) -> Result<Actio
         }
     }
     converged?;
-    let Some((mut status, states)) = observe(&ctx, &network, &ns).await? else {
+    let Some(status) = observe(&ctx, &network, &ns).await? else {
         return Ok(Action::requeue(super::WAITING));
     };
-    let mut conditions = current.conditions.clone();
-    set_conditions(&mut conditions, states, now(), generation);
-    status.conditions = conditions;
     apply_status(&api, &*network, network.status.as_ref(), &status).await?;
     Ok(Action::requeue(SETTLED))
 }

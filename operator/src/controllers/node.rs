@@ -10,10 +10,11 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use raftnet_crds::health::{set_conditions, ConditionState};
-use raftnet_crds::status::{role, READY};
-use raftnet_crds::{Network, Orderer, OrdererChannelStatus, OrdererStatus, Peer, PeerStatus};
+use raftnet_crds::status::READY;
+use raftnet_crds::{Network, Orderer, OrdererStatus, Peer, PeerStatus};
 use raftnet_node::identity::Role;
 use raftnet_node::network::OrgCas;
+use raftnet_node::report::{orderer_status, peer_status};
 
 use super::address::node_address;
 use super::{namespace, network_of, now, SETTLED, WAITING};
@@ -21,8 +22,7 @@ use crate::apply::{apply_changed, apply_status, create_once};
 use crate::objects::node_config::{config_map, node_config};
 use crate::objects::workload::{service, stateful_set, PodSettings};
 use crate::objects::{NodeKind, NodeObjects};
-use crate::observe::roles::role_word;
-use crate::observe::{NodeKey, NodeTarget, NodeView};
+use crate::observe::{NodeKey, NodeTarget};
 use crate::pki::{admin_tls, load_org_ca, node_secret, node_secret_name};
 use crate::{Context, Error, Result};
 
@@ -131,49 +131,6 @@ where
     Ok(key)
 }
 
-/// The `Ready` condition of a node from its view.
-fn ready(view: &NodeView, name: &str) -> ConditionState {
-    if !view.reachable() {
-        return ConditionState::new(
-            READY,
-            false,
-            "NodeUnavailable",
-            format!("{name} does not answer its admin API"),
-        );
-    }
-    if let Some((channel, status)) = view.channels.iter().find_map(|(c, s)| {
-        s.as_ref()
-            .filter(|s| !s.halt_error.is_empty())
-            .map(|s| (c, s))
-    }) {
-        return ConditionState::new(
-            READY,
-            false,
-            "Halted",
-            format!("channel {channel} halted: {}", status.halt_error),
-        );
-    }
-    if let Some((channel, status)) = view.channels.iter().find_map(|(c, s)| {
-        s.as_ref()
-            .filter(|s| !s.commit_error.is_empty())
-            .map(|s| (c, s))
-    }) {
-        return ConditionState::new(
-            READY,
-            false,
-            "CommitFailing",
-            format!("channel {channel}: {}", status.commit_error),
-        );
-    }
-    let channels = view.channels.len();
-    ConditionState::new(
-        READY,
-        true,
-        "NodeAnswers",
-        format!("{name} answers; {channels} channel(s)"),
-    )
-}
-
 /// A blocked reconcile's condition: the spec is invalid, or something is missing.
 fn blocked(error: &Error) -> Option<ConditionState> {
     match error {
@@ -195,19 +152,6 @@ fn blocked(error: &Error) -> Option<ConditionState> {
 
 fn rfc3339(time: std::time::SystemTime) -> Option<String> {
     k8s_openapi::jiff::Timestamp::try_from(time)
-        .ok()
-        .map(|t| t.to_string())
-}
-
-fn expiry(view: &NodeView) -> Option<String> {
-    let seconds = view
-        .info
-        .as_ref()?
-        .certificates
-        .iter()
-        .map(|c| c.not_after)
-        .min()?;
-    k8s_openapi::jiff::Timestamp::from_second(seconds)
         .ok()
         .map(|t| t.to_string())
 }
@@ -265,68 +209,31 @@ pub async fn reconcile_orderer(orderer: Arc<Orderer>, ctx: Arc<Context>) -> Resu
         return Ok(Action::requeue(WAITING)); // Woken when the node first answers.
     }
     let view = ctx.hub.view(&key);
-    let channels: Vec<OrdererChannelStatus> = view
-        .channels
-        .iter()
-        .map(|(channel, status)| OrdererChannelStatus {
-            name: channel.clone(),
-            role: role_word(status.as_ref()).to_owned(),
-            leader: status
-                .as_ref()
-                .map(|s| s.leader_name.clone())
-                .filter(|l| !l.is_empty()),
-            term: status.as_ref().map_or(0, |s| s.term),
-            height: status.as_ref().map_or(0, |s| s.height),
-        })
-        .collect();
-    let first = channels.first();
-    let reachable = view.reachable();
-    let role = if !reachable {
-        Some(role::UNAVAILABLE.to_owned())
-    } else if channels.iter().any(|c| c.role == role::HALTED) {
-        Some(role::HALTED.to_owned())
-    } else {
-        first.map(|c| c.role.clone())
-    };
+    let report = &view.report;
     // Lag: blocks behind the leader of its first channel, from the leader's own report (kept
     // as it was until the operator has heard from the leader).
-    let lag = first.and_then(|c| {
+    let lag = report.channels.iter().next().and_then(|(channel, status)| {
+        let status = status.as_ref()?;
         let leader = NodeKey {
             namespace: ns.clone(),
-            name: c.leader.clone()?,
+            name: Some(status.leader_name.clone()).filter(|l| !l.is_empty())?,
         };
         if !ctx.hub.settled(&leader) {
             return current.lag;
         }
-        let leader_height = ctx
-            .hub
-            .view(&leader)
-            .channels
-            .get(&c.name)?
-            .as_ref()?
-            .height;
-        Some(leader_height.saturating_sub(c.height))
+        let leader_height = ctx.hub.view(&leader).report.channel(channel)?.height;
+        Some(leader_height.saturating_sub(status.height))
     });
-    let status = OrdererStatus {
-        observed_generation: generation,
-        role,
-        leader: first.and_then(|c| c.leader.clone()),
-        term: first.map(|c| c.term).filter(|_| reachable),
-        height: first.map(|c| c.height).filter(|_| reachable),
-        lag: lag.filter(|_| reachable),
-        // Only while it does not answer: "down since" is what a person needs, and a
-        // timestamp that moved on every poll would rewrite status all the time.
-        last_contact: if reachable {
-            None
-        } else {
-            view.last_seen
-                .and_then(rfc3339)
-                .or(current.last_contact.clone())
-        },
-        certificate_expiry: expiry(&view).or(current.certificate_expiry.clone()),
-        channels,
-        conditions: with_conditions(&current.conditions, vec![ready(&view, &name)], generation),
-    };
+    let status = orderer_status(
+        &name,
+        report,
+        lag,
+        view.last_seen.and_then(rfc3339),
+        &current,
+        &now(),
+        generation,
+    );
+    let reachable = report.reachable();
     apply_status(&api, &*orderer, orderer.status.as_ref(), &status).await?;
     Ok(Action::requeue(if reachable { SETTLED } else { WAITING }))
 }
@@ -372,19 +279,9 @@ pub async fn reconcile_peer(peer: Arc<Peer>, ctx: Arc<Context>) -> Result<Action
         return Ok(Action::requeue(WAITING));
     }
     let view = ctx.hub.view(&key);
-    let joined = view
-        .info
-        .as_ref()
-        .map(|i| i.channels.len())
-        .unwrap_or_else(|| view.channels.len());
-    let status = PeerStatus {
-        observed_generation: generation,
-        channels: view.reachable().then_some(joined as u32),
-        height: view.channels.values().flatten().map(|s| s.height).max(),
-        conditions: with_conditions(&current.conditions, vec![ready(&view, &name)], generation),
-    };
+    let status = peer_status(&name, &view.report, &current, &now(), generation);
     apply_status(&api, &*peer, peer.status.as_ref(), &status).await?;
-    Ok(Action::requeue(if view.reachable() {
+    Ok(Action::requeue(if view.report.reachable() {
         SETTLED
     } else {
         WAITING

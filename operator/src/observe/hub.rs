@@ -1,12 +1,13 @@
 //! The hub: the latest view of every node, and the tasks that keep it fresh.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use kube::runtime::reflector::ObjectRef;
 use raftnet_crds::{Channel, Network, Orderer, Peer};
 use raftnet_node::proto::admin::{ChannelStatus, NodeInfoResponse};
+use raftnet_node::report::NodeReport;
 use raftnet_node::tls::TlsMaterial;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::AbortHandle;
@@ -40,13 +41,11 @@ impl NodeTarget {
     }
 }
 
-/// What a node last said.
+/// What a node last said, and whether the hub has heard a first answer to every question.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NodeView {
-    /// Its latest `NodeInfo`; None while it does not answer.
-    pub info: Option<NodeInfoResponse>,
-    /// Its latest status of each channel watched; None while that stream is down.
-    pub channels: BTreeMap<String, Option<ChannelStatus>>,
+    /// Its latest `NodeInfo` and channel statuses.
+    pub report: NodeReport,
     /// When it last answered anything.
     pub last_seen: Option<SystemTime>,
     /// Whether `NodeInfo` has been tried at least once.
@@ -61,19 +60,6 @@ impl NodeView {
     /// moment before it has asked them.
     pub fn settled(&self) -> bool {
         self.info_checked && self.pending.is_empty()
-    }
-
-    /// Whether the node answers.
-    pub fn reachable(&self) -> bool {
-        self.info.is_some() || self.channels.values().any(Option::is_some)
-    }
-
-    /// Whether the node says it has joined `channel`.
-    pub fn joined(&self, channel: &str) -> bool {
-        self.info
-            .as_ref()
-            .is_some_and(|i| i.channels.iter().any(|c| c == channel))
-            || self.channels.get(channel).is_some_and(Option::is_some)
     }
 }
 
@@ -180,6 +166,7 @@ impl Hub {
         entry.streams.insert(channel.to_owned(), task);
         entry
             .view
+            .report
             .channels
             .entry(channel.to_owned())
             .or_insert(None);
@@ -228,10 +215,10 @@ impl Hub {
             }
             let first = !entry.view.info_checked;
             entry.view.info_checked = true;
-            if entry.view.info == info && !first {
+            if entry.view.report.info == info && !first {
                 return;
             }
-            entry.view.info = info;
+            entry.view.report.info = info;
             entry.target.clone()
         };
         self.wake(&target, None);
@@ -255,6 +242,7 @@ impl Hub {
             let first = entry.view.pending.remove(channel);
             let slot = entry
                 .view
+                .report
                 .channels
                 .entry(channel.to_owned())
                 .or_insert(None);

@@ -4,7 +4,6 @@
 //! latest views. Nothing here reads logs or pod state: only the nodes' admin API.
 
 pub mod hub;
-pub mod roles;
 mod tasks;
 
 pub use hub::{Hub, NodeKey, NodeTarget, NodeView, Triggers};

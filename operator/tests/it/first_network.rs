@@ -19,7 +19,7 @@ use raftnet_node::proto::admin::ChannelStatusRequest;
 use raftnet_node::tls::TlsMaterial;
 
 use crate::apiserver::ApiServer;
-use crate::harness::{apply_manifests, namespace, repo_file, wait_for, Operator};
+use crate::harness::{apply_manifests, namespace, repo_file, wait_for, Operator, OperatorProcess};
 use crate::nodes::Node;
 
 const NS: &str = "lab";
@@ -523,6 +523,16 @@ async fn first_network_runs_and_shows_its_leader() {
     )
     .await;
 
+    for row in orderer_table(&client).await {
+        let cells: Vec<&str> = [
+            "Name", "NETWORK", "ROLE", "LEADER", "TERM", "HEIGHT", "READY",
+        ]
+        .iter()
+        .map(|c| row.get(*c).map(String::as_str).unwrap_or("-"))
+        .collect();
+        println!("kubectl get orderers: {}", cells.join("  "));
+    }
+
     // A third orderer down: no quorum, said with who is down.
     let third = channel(&client)
         .await
@@ -620,16 +630,15 @@ async fn first_network_runs_and_shows_its_leader() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     operator.stop().await;
     let before = versions(&client).await;
-    let operator = Operator::start(&client, Some(NS));
+    // This time the real binary, as a pod would run it.
+    let mut binary = OperatorProcess::start(&server, NS);
+    let reconciles = r#"raftnet_operator_reconciles_total"#;
     wait_for(
         "the restarted operator to reconcile everything",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || async {
-            let count: u64 = ["network", "channel", "orderer", "peer"]
-                .iter()
-                .map(|c| operator.metrics.reconciles.with_label_values(&[*c]).get())
-                .sum();
-            if count >= 11 {
+            let count = binary.metric_sum(reconciles).await;
+            if count >= 11.0 {
                 Ok(())
             } else {
                 Err(format!("{count} reconciles"))
@@ -648,6 +657,28 @@ async fn first_network_runs_and_shows_its_leader() {
         "a restarted operator changed {changed:?}"
     );
 
+    println!("operator process RSS: {} KiB", binary.rss_kib());
+    for controller in ["network", "channel", "orderer", "peer"] {
+        let sum = binary
+            .metric_sum(&format!(
+                "raftnet_operator_reconcile_duration_seconds_sum{{controller=\"{controller}\"}}"
+            ))
+            .await;
+        let count = binary
+            .metric_sum(&format!(
+                "raftnet_operator_reconcile_duration_seconds_count{{controller=\"{controller}\"}}"
+            ))
+            .await;
+        println!(
+            "{controller}: {count} reconciles after the restart, mean {:.1} ms",
+            if count > 0.0 {
+                sum / count * 1000.0
+            } else {
+                0.0
+            }
+        );
+    }
+    binary.stop();
     let mut ms: Vec<f64> = delays.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     ms.sort_by(f64::total_cmp);
     println!("leader change → shown in status: {ms:?} ms");
@@ -658,7 +689,6 @@ async fn first_network_runs_and_shows_its_leader() {
             logs(&nodes)
         );
     }
-    operator.stop().await;
     drop(nodes);
     drop(server);
 }

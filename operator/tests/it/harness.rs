@@ -16,7 +16,6 @@ use raftnet_operator::Settings;
 pub struct Operator {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
-    pub metrics: Arc<Metrics>,
 }
 
 impl Operator {
@@ -46,7 +45,6 @@ impl Operator {
         Self {
             stop: Some(stop),
             task,
-            metrics,
         }
     }
 
@@ -124,4 +122,68 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}");
+}
+
+/// The `raftnet-operator` binary as a process (loopback addressing, one namespace), serving
+/// its metrics on a port of its own. Killed by PID when dropped.
+pub struct OperatorProcess {
+    child: std::process::Child,
+    metrics: String,
+}
+
+impl OperatorProcess {
+    pub fn start(server: &crate::apiserver::ApiServer, namespace: &str) -> Self {
+        let port = raftnet_node::network::ports::free_ports(1).expect("a port")[0];
+        let metrics = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(server.dir.path().join("operator.log")).expect("log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_raftnet-operator"))
+            .args(["--addressing", "loopback", "--namespace", namespace])
+            .args(["--metrics-address", &metrics])
+            .env("KUBECONFIG", &server.kubeconfig)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("raftnet-operator starts");
+        Self { child, metrics }
+    }
+
+    /// The sum of every sample of the metric lines starting with `prefix`; 0 while the
+    /// endpoint does not answer.
+    pub async fn metric_sum(&self, prefix: &str) -> f64 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut stream) = tokio::net::TcpStream::connect(&self.metrics).await else {
+            return 0.0;
+        };
+        let request = format!("GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n", self.metrics);
+        if stream.write_all(request.as_bytes()).await.is_err() {
+            return 0.0;
+        }
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text).await;
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Resident memory of the process, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn stop(&mut self) {
+        crate::apiserver::stop(&mut self.child);
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
