@@ -1,21 +1,28 @@
-//! `raftnet get networks|orderers|peers|channels [-w] [-o json|yaml]`: the columns
-//! `kubectl get` shows for raftnet's resources, read live from the nodes' admin API
-//! (`ChannelStatus`, and `WatchStatus` with `-w`), never from logs.
+//! `raftnet get networks|orderers|peers|channels [-w] [-o json|yaml]`: what `kubectl get`
+//! shows for raftnet's resources, read live from the nodes' admin API (`ChannelStatus`, and
+//! `WatchStatus` with `-w`), never from logs. The table has the CRDs' printer columns;
+//! `-o json|yaml` prints a `List` of the same objects with the same status the operator writes
+//! (both derive it in `crate::report`), so a script written against one works on the other.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, ValueEnum};
-use serde::Serialize;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use raftnet_crds::status::{find_condition, READY};
+use raftnet_crds::{Channel, ChannelSpec, Network, Orderer, OrdererSpec, Peer, PeerSpec};
 use tokio::sync::Notify;
 
 use super::local::DataDir;
-use super::output::{role_name, table};
+use super::output::table;
 use crate::client::Client;
 use crate::local::process::node_binary;
 use crate::local::LocalNetwork;
 use crate::proto::admin::ChannelStatus;
+use crate::report::{
+    channel_health, channel_status, network_status, orderer_status, peer_status, NodeReport,
+};
 
 /// How long a node may take to answer before it counts as unavailable.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
@@ -59,8 +66,7 @@ pub async fn run(a: GetArgs) -> anyhow::Result<()> {
     let net = LocalNetwork::find(&a.data.data_dir, &node_binary()?)?;
     if !a.watch {
         let statuses = poll(&net).await;
-        let rows = rows(&net, a.resource, &statuses);
-        return print(&rows, a.output, true);
+        return print(&objects(&net, &statuses), a.resource, a.output);
     }
     watch(&net, a.resource, a.output).await
 }
@@ -68,7 +74,7 @@ pub async fn run(a: GetArgs) -> anyhow::Result<()> {
 /// The `raftnet get networks` table (printed by `raftnet up`).
 pub async fn print_networks(net: &LocalNetwork) -> anyhow::Result<()> {
     let statuses = poll(net).await;
-    print(&rows(net, Resource::Networks, &statuses), None, true)
+    print(&objects(net, &statuses), Resource::Networks, None)
 }
 
 /// (node, channel) pairs the network should have: consenters and member peers.
@@ -159,12 +165,28 @@ async fn watch(
     let mut header = true;
     loop {
         let now = statuses.lock().expect("statuses").clone();
-        let fresh: Vec<Row> = rows(net, resource, &now)
+        let objects = objects(net, &now);
+        let fresh: Vec<Row> = rows(&objects, resource)
             .into_iter()
             .filter(|r| shown.get(&r.name).is_none_or(|old| !old.same_state(r)))
             .collect();
         if !fresh.is_empty() {
-            print(&fresh, output, header)?;
+            match output {
+                None => print_rows(&fresh, header),
+                // As `kubectl get -w -o json|yaml`: each changed object on its own.
+                Some(format) => {
+                    for item in items(&objects, resource)? {
+                        let name = item["metadata"]["name"].as_str().unwrap_or_default();
+                        if !fresh.iter().any(|r| r.name == name) {
+                            continue;
+                        }
+                        match format {
+                            Output::Json => println!("{}", serde_json::to_string(&item)?),
+                            Output::Yaml => print!("---\n{}", serde_yaml::to_string(&item)?),
+                        }
+                    }
+                }
+            }
             header = false;
             for r in fresh {
                 shown.insert(r.name.clone(), r);
@@ -176,45 +198,222 @@ async fn watch(
     }
 }
 
-/// One line of output: a resource's name and its columns.
-#[derive(Clone, Debug, Serialize)]
-pub struct Row {
-    #[serde(skip)]
-    header: &'static [&'static str],
-    pub name: String,
-    #[serde(flatten)]
-    pub columns: BTreeMap<String, String>,
-    #[serde(skip)]
-    cells: Vec<String>,
+/// The resources of the local network as the API server would hold them: `apiVersion`,
+/// `kind`, `metadata`, `spec` (from the manifests `raftnet up` was given) and `status` (from
+/// the nodes, through the same derivation the operator uses).
+#[derive(Clone, Debug, Default)]
+pub struct Objects {
+    pub networks: Vec<Network>,
+    pub channels: Vec<Channel>,
+    pub orderers: Vec<Orderer>,
+    pub peers: Vec<Peer>,
 }
 
-impl Row {
-    fn new(header: &'static [&'static str], cells: Vec<String>) -> Self {
-        let columns = header
-            .iter()
-            .zip(&cells)
-            .skip(1)
-            .map(|(h, c)| (h.to_lowercase(), c.clone()))
-            .collect();
-        Self {
-            header,
-            name: cells[0].clone(),
-            columns,
-            cells,
-        }
+/// Every node's report, from the status calls.
+fn reports(net: &LocalNetwork, st: &Statuses) -> BTreeMap<String, NodeReport> {
+    let mut out: BTreeMap<String, NodeReport> = BTreeMap::new();
+    for name in net
+        .layout
+        .orderers
+        .iter()
+        .map(|o| &o.name)
+        .chain(net.layout.peers.iter().map(|p| &p.name))
+    {
+        out.insert(name.clone(), NodeReport::default());
     }
+    for ((node, channel), status) in st {
+        out.entry(node.clone())
+            .or_default()
+            .channels
+            .insert(channel.clone(), status.clone());
+    }
+    out
+}
 
-    /// Equal apart from AGE.
-    fn same_state(&self, other: &Row) -> bool {
-        let strip = |r: &Row| {
-            r.columns
-                .iter()
-                .filter(|(k, _)| *k != "age")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<Vec<_>>()
-        };
-        strip(self) == strip(other)
+fn meta(name: &str, created: Option<SystemTime>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        creation_timestamp: created
+            .and_then(|t| k8s_openapi::jiff::Timestamp::try_from(t).ok())
+            .map(Time),
+        ..ObjectMeta::default()
     }
+}
+
+/// The objects of the local network, with status from the nodes' answers `st`.
+pub fn objects(net: &LocalNetwork, st: &Statuses) -> Objects {
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let reports = reports(net, st);
+    let manifests = net.manifests();
+    let network_name = net.layout.name.clone();
+    let network_spec = manifests
+        .as_ref()
+        .and_then(|m| m.network(&network_name, None).map(|n| n.spec.clone()));
+    let orderer_msp = network_spec
+        .as_ref()
+        .map(|s| s.orderer_organization.msp_id.clone())
+        .unwrap_or_else(|| raftnet_crds::network::DEFAULT_ORDERER_MSP_ID.to_owned());
+    let started = |node: &str| net.daemon(node).ok().and_then(|d| d.started_at());
+    let created = network_created(net);
+    let report = |node: &str| reports.get(node).cloned().unwrap_or_default();
+
+    let orderers: Vec<Orderer> = net
+        .layout
+        .orderers
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let r = report(&o.name);
+            // Lag behind the leader of its first channel, from the leader's own answer.
+            let lag = r.channels.iter().next().and_then(|(channel, s)| {
+                let s = s.as_ref()?;
+                let leader = reports.get(&s.leader_name)?.channel(channel)?;
+                Some(leader.height.saturating_sub(s.height))
+            });
+            Orderer {
+                metadata: meta(&o.name, started(&o.name)),
+                spec: OrdererSpec {
+                    network: network_name.clone(),
+                    msp_id: orderer_msp.clone(),
+                    consenter_id: i as u32 + 1,
+                },
+                status: Some(orderer_status(
+                    &o.name,
+                    &r,
+                    lag,
+                    None,
+                    &Default::default(),
+                    &now,
+                    None,
+                )),
+            }
+        })
+        .collect();
+    let peers: Vec<Peer> = net
+        .layout
+        .peers
+        .iter()
+        .map(|p| Peer {
+            metadata: meta(&p.name, started(&p.name)),
+            spec: PeerSpec {
+                network: network_name.clone(),
+                organization: p.msp_id.clone(),
+            },
+            status: Some(peer_status(
+                &p.name,
+                &report(&p.name),
+                &Default::default(),
+                &now,
+                None,
+            )),
+        })
+        .collect();
+    let mut healths = Vec::new();
+    let channels: Vec<Channel> = net
+        .layout
+        .channels
+        .iter()
+        .map(|c| {
+            let written = manifests.as_ref().and_then(|m| {
+                m.channels
+                    .iter()
+                    .find(|x| x.metadata.name.as_deref() == Some(c.name.as_str()))
+            });
+            let consenters: Vec<(String, NodeReport)> = c
+                .consenters
+                .iter()
+                .map(|n| (n.clone(), report(n)))
+                .collect();
+            let by_name: Vec<(&str, &NodeReport)> =
+                consenters.iter().map(|(n, r)| (n.as_str(), r)).collect();
+            let members: Vec<&str> = c
+                .consenters
+                .iter()
+                .map(String::as_str)
+                .chain(
+                    net.layout
+                        .peers
+                        .iter()
+                        .filter(|p| c.orgs.contains(&p.msp_id))
+                        .map(|p| p.name.as_str()),
+                )
+                .collect();
+            let (joined, missing): (Vec<&str>, Vec<&str>) =
+                members.into_iter().partition(|m| report(m).joined(&c.name));
+            healths.push((
+                c.name.clone(),
+                channel_health(&c.name, by_name.iter().copied()),
+            ));
+            let spec = written
+                .map(|w| w.spec.clone())
+                .unwrap_or_else(|| ChannelSpec {
+                    network: network_name.clone(),
+                    organizations: c.orgs.clone(),
+                    orderers: Some(c.consenters.clone()),
+                    policies: None,
+                    contracts: Vec::new(),
+                });
+            Channel {
+                metadata: meta(&c.name, created),
+                spec,
+                status: Some(channel_status(
+                    &c.name,
+                    &by_name,
+                    joined.iter().map(|s| s.to_string()).collect(),
+                    &missing,
+                    Vec::new(),
+                    &[],
+                    &Default::default(),
+                    &now,
+                    None,
+                )),
+            }
+        })
+        .collect();
+    let orderer_reports: Vec<(&str, NodeReport)> = net
+        .layout
+        .orderers
+        .iter()
+        .map(|o| (o.name.as_str(), report(&o.name)))
+        .collect();
+    let peer_reports: Vec<(&str, NodeReport)> = net
+        .layout
+        .peers
+        .iter()
+        .map(|p| (p.name.as_str(), report(&p.name)))
+        .collect();
+    let ord: Vec<(&str, &NodeReport)> = orderer_reports.iter().map(|(n, r)| (*n, r)).collect();
+    let per: Vec<(&str, &NodeReport)> = peer_reports.iter().map(|(n, r)| (*n, r)).collect();
+    let networks = network_spec
+        .map(|spec| Network {
+            metadata: meta(&network_name, created),
+            spec,
+            status: Some(network_status(
+                &ord,
+                &per,
+                &healths,
+                &Default::default(),
+                &now,
+                None,
+            )),
+        })
+        .into_iter()
+        .collect();
+    Objects {
+        networks,
+        channels,
+        orderers,
+        peers,
+    }
+}
+
+/// One line of a table: a resource's name and its columns, as `kubectl get` prints them from
+/// the CRD's printer columns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    header: &'static [&'static str],
+    pub name: String,
+    cells: Vec<String>,
 }
 
 const ORDERERS: &[&str] = &[
@@ -226,202 +425,153 @@ const CHANNELS: &[&str] = &[
 ];
 const PEERS: &[&str] = &["NAME", "ORG", "CHANNELS", "HEIGHT", "READY", "AGE"];
 
-pub fn rows(net: &LocalNetwork, resource: Resource, st: &Statuses) -> Vec<Row> {
-    let network = net.layout.name.clone();
-    let get = |node: &str, ch: &str| -> Option<&ChannelStatus> {
-        st.get(&(node.to_string(), ch.to_string()))?.as_ref()
+impl Row {
+    /// Equal apart from AGE.
+    fn same_state(&self, other: &Row) -> bool {
+        let strip = |r: &Row| -> Vec<String> {
+            r.header
+                .iter()
+                .zip(&r.cells)
+                .filter(|(h, _)| **h != "AGE")
+                .map(|(_, c)| c.clone())
+                .collect()
+        };
+        strip(self) == strip(other)
+    }
+}
+
+/// What kubectl prints for a missing value.
+fn cell<T: ToString>(value: Option<T>) -> String {
+    value
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "<none>".into())
+}
+
+fn ready(conditions: &[Condition]) -> String {
+    cell(find_condition(conditions, READY).map(|c| c.status.clone()))
+}
+
+fn age(meta: &ObjectMeta) -> String {
+    meta.creation_timestamp
+        .as_ref()
+        .map(|t| age_since(SystemTime::from(t.0)))
+        .unwrap_or_else(|| "<unknown>".into())
+}
+
+/// The table rows of one kind of resource.
+pub fn rows(objects: &Objects, resource: Resource) -> Vec<Row> {
+    let name = |m: &ObjectMeta| m.name.clone().unwrap_or_default();
+    let row = |header, cells: Vec<String>| Row {
+        header,
+        name: cells[0].clone(),
+        cells,
     };
-    let age = |node: &str| {
-        net.daemon(node)
-            .ok()
-            .and_then(|d| d.started_at())
-            .map(age_since)
-            .unwrap_or_else(|| "-".into())
-    };
-    let dash = || "-".to_string();
     match resource {
-        Resource::Orderers => net
-            .layout
+        Resource::Orderers => objects
             .orderers
             .iter()
             .map(|o| {
-                // An orderer's row shows the first channel it orders.
-                let ch = net
-                    .layout
-                    .channels
-                    .iter()
-                    .find(|c| c.consenters.contains(&o.name));
-                let s = ch.and_then(|c| get(&o.name, &c.name));
-                let cells = match s {
-                    Some(s) => vec![
-                        o.name.clone(),
-                        network.clone(),
-                        role_name(s).to_string(),
-                        or_dash(&s.leader_name),
-                        s.term.to_string(),
-                        s.height.to_string(),
-                        if s.quorum { "True" } else { "False" }.to_string(),
-                        age(&o.name),
+                let s = o.status.clone().unwrap_or_default();
+                row(
+                    ORDERERS,
+                    vec![
+                        name(&o.metadata),
+                        o.spec.network.clone(),
+                        cell(s.role),
+                        cell(s.leader),
+                        cell(s.term),
+                        cell(s.height),
+                        ready(&s.conditions),
+                        age(&o.metadata),
                     ],
-                    None => vec![
-                        o.name.clone(),
-                        network.clone(),
-                        "Unavailable".into(),
-                        dash(),
-                        dash(),
-                        dash(),
-                        "False".into(),
-                        age(&o.name),
-                    ],
-                };
-                Row::new(ORDERERS, cells)
+                )
             })
             .collect(),
-        Resource::Peers => net
-            .layout
+        Resource::Peers => objects
             .peers
             .iter()
             .map(|p| {
-                let mine: Vec<_> = net
-                    .layout
-                    .channels
-                    .iter()
-                    .filter(|c| c.orgs.contains(&p.msp_id))
-                    .collect();
-                let answers: Vec<&ChannelStatus> =
-                    mine.iter().filter_map(|c| get(&p.name, &c.name)).collect();
-                // Ready: it answers for every channel of its organisation and commits.
-                let ready = !mine.is_empty()
-                    && answers.len() == mine.len()
-                    && answers.iter().all(|s| s.commit_error.is_empty());
-                let cells = vec![
-                    p.name.clone(),
-                    p.msp_id.clone(),
-                    answers.len().to_string(),
-                    answers
-                        .first()
-                        .map(|s| s.height.to_string())
-                        .unwrap_or_else(dash),
-                    if ready { "True" } else { "False" }.to_string(),
-                    age(&p.name),
-                ];
-                Row::new(PEERS, cells)
+                let s = p.status.clone().unwrap_or_default();
+                row(
+                    PEERS,
+                    vec![
+                        name(&p.metadata),
+                        p.spec.organization.clone(),
+                        cell(s.channels),
+                        cell(s.height),
+                        ready(&s.conditions),
+                        age(&p.metadata),
+                    ],
+                )
             })
             .collect(),
-        Resource::Channels => net
-            .layout
+        Resource::Channels => objects
             .channels
             .iter()
             .map(|c| {
-                let q = channel_quorum(c.consenters.iter().map(|o| get(o, &c.name)));
-                let cells = vec![
-                    c.name.clone(),
-                    network.clone(),
-                    or_dash(&q.leader),
-                    q.term.map(|t| t.to_string()).unwrap_or_else(dash),
-                    q.height.map(|h| h.to_string()).unwrap_or_else(dash),
-                    q.state.to_string(),
-                    network_age(net),
-                ];
-                Row::new(CHANNELS, cells)
+                let s = c.status.clone().unwrap_or_default();
+                row(
+                    CHANNELS,
+                    vec![
+                        name(&c.metadata),
+                        c.spec.network.clone(),
+                        cell(s.leader),
+                        cell(s.term),
+                        cell(s.height),
+                        cell(s.quorum),
+                        age(&c.metadata),
+                    ],
+                )
             })
             .collect(),
-        Resource::Networks => {
-            let orderers_ready = net
-                .layout
-                .orderers
-                .iter()
-                .filter(|o| {
-                    net.layout
-                        .channels
-                        .iter()
-                        .filter(|c| c.consenters.contains(&o.name))
-                        .all(|c| get(&o.name, &c.name).is_some_and(|s| s.quorum))
-                })
-                .count();
-            let peers_ready = rows(net, Resource::Peers, st)
-                .iter()
-                .filter(|r| r.columns.get("ready").map(String::as_str) == Some("True"))
-                .count();
-            // The network is as healthy as its least healthy channel.
-            let quorums: Vec<Quorum> = net
-                .layout
-                .channels
-                .iter()
-                .map(|c| channel_quorum(c.consenters.iter().map(|o| get(o, &c.name))))
-                .collect();
-            let worst = quorums
-                .iter()
-                .map(|q| q.state)
-                .max_by_key(|s| match *s {
-                    "Healthy" => 0,
-                    "Degraded" => 1,
-                    _ => 2,
-                })
-                .unwrap_or("Lost");
-            let cells = vec![
-                network.clone(),
-                format!("{orderers_ready}/{}", net.layout.orderers.len()),
-                format!("{peers_ready}/{}", net.layout.peers.len()),
-                quorums
-                    .first()
-                    .map(|q| or_dash(&q.leader))
-                    .unwrap_or_else(dash),
-                worst.to_string(),
-                network_age(net),
-            ];
-            vec![Row::new(NETWORKS, cells)]
-        }
+        Resource::Networks => objects
+            .networks
+            .iter()
+            .map(|n| {
+                let s = n.status.clone().unwrap_or_default();
+                row(
+                    NETWORKS,
+                    vec![
+                        name(&n.metadata),
+                        cell(s.orderers),
+                        cell(s.peers),
+                        cell(s.leader),
+                        cell(s.quorum),
+                        age(&n.metadata),
+                    ],
+                )
+            })
+            .collect(),
     }
 }
 
-struct Quorum {
-    leader: String,
-    term: Option<u64>,
-    height: Option<u64>,
-    state: &'static str,
-}
-
-/// A channel's leader and health from its consenters' answers: Healthy when there is a
-/// leader and every consenter answers with it, Degraded when there is a leader but some
-/// consenters are down, Lost when there is no leader.
-fn channel_quorum<'a>(answers: impl Iterator<Item = Option<&'a ChannelStatus>>) -> Quorum {
-    let answers: Vec<Option<&ChannelStatus>> = answers.collect();
-    let up: Vec<&ChannelStatus> = answers.iter().flatten().copied().collect();
-    let leader = up
-        .iter()
-        .filter(|s| s.leader_id != 0 && s.quorum)
-        .max_by_key(|s| s.term)
-        .map(|s| s.leader_name.clone())
-        .unwrap_or_default();
-    let state = if leader.is_empty() {
-        "Lost"
-    } else if up.len() == answers.len() && up.iter().all(|s| s.leader_name == leader) {
-        "Healthy"
-    } else {
-        "Degraded"
-    };
-    Quorum {
-        leader,
-        term: up.iter().map(|s| s.term).max(),
-        height: up.iter().map(|s| s.height).max(),
-        state,
+/// The objects of one kind as JSON values (`apiVersion`, `kind`, `metadata`, `spec`, `status`).
+fn items(objects: &Objects, resource: Resource) -> anyhow::Result<Vec<serde_json::Value>> {
+    Ok(match resource {
+        Resource::Networks => serde_json::to_value(&objects.networks)?,
+        Resource::Channels => serde_json::to_value(&objects.channels)?,
+        Resource::Orderers => serde_json::to_value(&objects.orderers)?,
+        Resource::Peers => serde_json::to_value(&objects.peers)?,
     }
+    .as_array()
+    .cloned()
+    .unwrap_or_default())
 }
 
-fn or_dash(s: &str) -> String {
-    if s.is_empty() {
-        "-".into()
-    } else {
-        s.to_string()
-    }
+/// A `List` of objects, as `kubectl get -o json|yaml` prints one.
+fn list(items: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": items,
+        "metadata": {"resourceVersion": ""},
+    })
 }
 
-fn network_age(net: &LocalNetwork) -> String {
+fn network_created(net: &LocalNetwork) -> Option<SystemTime> {
     std::fs::metadata(net.layout.dir.join("network.yaml"))
         .and_then(|m| m.modified())
-        .map(age_since)
-        .unwrap_or_else(|_| "-".into())
+        .ok()
 }
 
 /// Ages as kubectl prints them: 45s, 12m, 5h, 3d.
@@ -441,30 +591,33 @@ fn headerless() -> comfy_table::Table {
     t
 }
 
-fn print(rows: &[Row], output: Option<Output>, header: bool) -> anyhow::Result<()> {
+fn print_rows(rows: &[Row], header: bool) {
+    let Some(first) = rows.first() else {
+        return;
+    };
+    let mut t = if header {
+        table(first.header)
+    } else {
+        headerless()
+    };
+    for r in rows {
+        t.add_row(r.cells.clone());
+    }
+    println!("{t}");
+}
+
+/// Prints every object of `resource`: a table, or a `List` as JSON or YAML.
+fn print(objects: &Objects, resource: Resource, output: Option<Output>) -> anyhow::Result<()> {
     match output {
-        Some(Output::Json) => {
-            for r in rows {
-                println!("{}", serde_json::to_string(r)?);
-            }
-        }
-        Some(Output::Yaml) => {
-            println!("{}", serde_yaml::to_string(rows)?);
-        }
-        None => {
-            let Some(first) = rows.first() else {
-                return Ok(());
-            };
-            let mut t = if header {
-                table(first.header)
-            } else {
-                headerless()
-            };
-            for r in rows {
-                t.add_row(r.cells.clone());
-            }
-            println!("{t}");
-        }
+        None => print_rows(&rows(objects, resource), true),
+        Some(Output::Json) => println!(
+            "{}",
+            serde_json::to_string_pretty(&list(items(objects, resource)?))?
+        ),
+        Some(Output::Yaml) => print!(
+            "{}",
+            serde_yaml::to_string(&list(items(objects, resource)?))?
+        ),
     }
     Ok(())
 }

@@ -64,9 +64,11 @@ pub struct LogsArgs {
 }
 
 pub async fn up(a: UpArgs) -> anyhow::Result<()> {
-    let plan = manifest::plan(&manifest::read_files(&a.files)?)?;
+    let manifests = manifest::read_files(&a.files)?;
+    let plan = manifest::plan(&manifests)?;
     let binary = node_binary()?;
     let (net, generated) = LocalNetwork::create_or_open(&a.data.data_dir, &plan, &binary)?;
+    net.save_manifests(&manifests)?;
     if generated {
         println!(
             "network {} generated in {}",

@@ -70,6 +70,7 @@ pub async fn run<W: Write>(
     )?;
     let started = Instant::now();
     let (net, _) = LocalNetwork::create_or_open(&data_dir, &plan, &node_binary()?)?;
+    net.save_manifests(&m)?;
     let client = Client::load(&net.layout.org_clients[0].1)?;
     let mut lab = Lab {
         net,

@@ -18,6 +18,8 @@ use crate::proto::peer::ChaincodeDefinition;
 
 /// The layout of the network kept in its directory.
 const LAYOUT_FILE: &str = "network.yaml";
+/// The manifests of the last `raftnet up`, in the network's directory.
+const MANIFESTS_FILE: &str = "manifests.yaml";
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// One admin call; something that accepts connections but never answers (another program
 /// on the port) must not hang `up`.
@@ -100,6 +102,28 @@ impl LocalNetwork {
             },
             true,
         ))
+    }
+
+    /// Keeps the manifests the network was last brought up from (`raftnet get` shows their
+    /// specs, as the API server shows what was applied).
+    pub fn save_manifests(&self, manifests: &raftnet_crds::Manifests) -> anyhow::Result<()> {
+        let mut text = String::new();
+        for network in &manifests.networks {
+            text.push_str("---\n");
+            text.push_str(&serde_yaml::to_string(network)?);
+        }
+        for channel in &manifests.channels {
+            text.push_str("---\n");
+            text.push_str(&serde_yaml::to_string(channel)?);
+        }
+        let path = self.layout.dir.join(MANIFESTS_FILE);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// The manifests saved by [`LocalNetwork::save_manifests`], if any.
+    pub fn manifests(&self) -> Option<raftnet_crds::Manifests> {
+        let text = std::fs::read_to_string(self.layout.dir.join(MANIFESTS_FILE)).ok()?;
+        raftnet_crds::load_manifests(&text).ok()
     }
 
     /// Every node: orderers first, then peers.

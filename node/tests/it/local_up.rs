@@ -63,9 +63,11 @@ async fn up_down_up_keeps_the_ledger_and_state() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let _down = Down(data);
-    let plan = manifest::plan(&manifest::read_files(&[deploy("minimal.yaml")]).unwrap()).unwrap();
+    let manifests = manifest::read_files(&[deploy("minimal.yaml")]).unwrap();
+    let plan = manifest::plan(&manifests).unwrap();
     let (net, generated) = LocalNetwork::create_or_open(data, &plan, node_binary()).unwrap();
     assert!(generated);
+    net.save_manifests(&manifests).unwrap();
     let report = net.up().await.unwrap();
     assert_eq!(report.started.len(), 4, "{report:?}");
     assert_eq!(report.deployed, ["mychannel/kv"]);
@@ -91,31 +93,45 @@ async fn up_down_up_keeps_the_ledger_and_state() {
         .unwrap();
     assert!(put.is_valid(), "{put:?}");
 
-    // `raftnet get` shows who leads, live; stop and start act on one node.
+    // `raftnet get` shows who leads, live, as the objects `kubectl get -o json` prints; stop
+    // and start act on one node.
     let orderers_now = get(data, "orderers");
     assert_eq!(orderers_now.len(), 3, "{orderers_now:?}");
+    assert!(orderers_now
+        .iter()
+        .all(|o| o["apiVersion"] == "raftnet.dev/v1alpha1"
+            && o["kind"] == "Orderer"
+            && o["spec"]["network"] == "minimal"));
     let leaders: Vec<&serde_json::Value> = orderers_now
         .iter()
-        .filter(|r| r["role"] == "Leader")
+        .filter(|o| o["status"]["role"] == "Leader")
         .collect();
     assert_eq!(leaders.len(), 1, "{orderers_now:?}");
     assert!(
-        orderers_now.iter().all(|r| r["ready"] == "True"),
+        orderers_now.iter().all(|o| condition(o, "Ready") == "True"),
+        "{orderers_now:?}"
+    );
+    assert!(
+        orderers_now
+            .iter()
+            .all(|o| o["status"]["leader"] == leaders[0]["metadata"]["name"]
+                && o["status"]["term"].is_u64()),
         "{orderers_now:?}"
     );
     let follower = orderers_now
         .iter()
-        .find(|r| r["role"] == "Follower")
-        .and_then(|r| r["name"].as_str())
+        .find(|o| o["status"]["role"] == "Follower")
+        .and_then(|o| o["metadata"]["name"].as_str())
         .unwrap()
         .to_string();
     raftnet(data, &["stop", &follower]);
     let network = &get(data, "networks")[0];
-    assert_eq!(network["orderers"], "2/3", "{network}");
-    assert_eq!(network["quorum"], "Degraded", "{network}");
+    assert_eq!(network["status"]["orderers"], "2/3", "{network}");
+    assert_eq!(network["status"]["quorum"], "Degraded", "{network}");
+    assert_eq!(condition(network, "QuorumAvailable"), "True", "{network}");
     raftnet(data, &["start", &follower]);
     let started = std::time::Instant::now();
-    while get(data, "networks")[0]["quorum"] != "Healthy" {
+    while get(data, "networks")[0]["status"]["quorum"] != "Healthy" {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "{follower} did not rejoin"
@@ -182,12 +198,24 @@ fn raftnet(data: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// `raftnet get WHAT -o json`, one JSON object per row.
+/// `raftnet get WHAT -o json`: the items of the `List` it prints.
 fn get(data: &Path, what: &str) -> Vec<serde_json::Value> {
-    raftnet(data, &["get", what, "-o", "json"])
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let list: serde_json::Value =
+        serde_json::from_str(&raftnet(data, &["get", what, "-o", "json"])).unwrap();
+    assert_eq!(list["kind"], "List", "{list}");
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// The status (`True`/`False`) of an object's condition of `type_`, or "" without one.
+fn condition(object: &serde_json::Value, type_: &str) -> String {
+    object["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[test]
