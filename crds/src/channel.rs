@@ -82,7 +82,7 @@ pub struct ChannelSpec {
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub orderers: Option<Vec<String>>,
 
-    /// Who may write, read and administer the channel; Fabric's defaults when unset.
+    /// Who may write, read and administer the channel; raftnet's defaults when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<ChannelPolicies>,
 
@@ -94,7 +94,11 @@ pub struct ChannelSpec {
 
 /// Channel policies, as signature policy expressions such as
 /// `OR('Org1MSP.member','Org2MSP.member')`.
-/// Each unset policy takes Fabric's default: ANY Writers, ANY Readers, MAJORITY Admins.
+/// Each unset policy takes raftnet's default: Writers, any member of the channel's
+/// organisations; Readers, those members and the orderer organisation's; Admins, any admin of
+/// the channel's organisations (one organisation's admin deploys a contract; Fabric's
+/// MAJORITY Admins needs multi-signature updates, which raftnet does not have yet);
+/// BlockValidation, any orderer of the orderer organisation.
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChannelPolicies {

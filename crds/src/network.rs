@@ -269,32 +269,45 @@ fn default_orderer_msp_id() -> String {
 fn default_peers() -> u32 {
     2
 }
+/// raftnet's Raft and block-cutting defaults, in manifest form: the CRD, `raftnet up`,
+/// `raftnet bootstrap`'s flags and the operator all take them from here.
+pub mod defaults {
+    pub const TICK_INTERVAL: &str = "100ms";
+    pub const ELECTION_TICK: u32 = 10;
+    pub const HEARTBEAT_TICK: u32 = 1;
+    pub const MAX_INFLIGHT_BLOCKS: u32 = 5;
+    pub const SNAPSHOT_INTERVAL_SIZE: &str = "16Mi";
+    pub const BATCH_TIMEOUT: &str = "100ms";
+    pub const MAX_MESSAGE_COUNT: u32 = 500;
+    pub const PREFERRED_MAX_BYTES: &str = "2Mi";
+    pub const ABSOLUTE_MAX_BYTES: &str = "10Mi";
+}
 fn default_tick_interval() -> String {
-    "100ms".to_owned()
+    defaults::TICK_INTERVAL.to_owned()
 }
 fn default_election_tick() -> u32 {
-    10
+    defaults::ELECTION_TICK
 }
 fn default_heartbeat_tick() -> u32 {
-    1
+    defaults::HEARTBEAT_TICK
 }
 fn default_max_inflight_blocks() -> u32 {
-    5
+    defaults::MAX_INFLIGHT_BLOCKS
 }
 fn default_snapshot_interval_size() -> String {
-    "16Mi".to_owned()
+    defaults::SNAPSHOT_INTERVAL_SIZE.to_owned()
 }
 fn default_batch_timeout() -> String {
-    "100ms".to_owned()
+    defaults::BATCH_TIMEOUT.to_owned()
 }
 fn default_max_message_count() -> u32 {
-    500
+    defaults::MAX_MESSAGE_COUNT
 }
 fn default_preferred_max_bytes() -> String {
-    "2Mi".to_owned()
+    defaults::PREFERRED_MAX_BYTES.to_owned()
 }
 fn default_absolute_max_bytes() -> String {
-    "10Mi".to_owned()
+    defaults::ABSOLUTE_MAX_BYTES.to_owned()
 }
 fn default_storage_size() -> String {
     "1Gi".to_owned()

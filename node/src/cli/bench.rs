@@ -104,8 +104,8 @@ async fn start(orderers: usize, options: &ChannelOptions) -> anyhow::Result<Benc
         dir.path(),
         &OrderingSpec {
             orderers,
-            raft: options.raft(),
-            batch: options.batch(),
+            raft: options.raft()?,
+            batch: options.batch()?,
             ..Default::default()
         },
     )?;
@@ -331,7 +331,7 @@ async fn failover(a: FailoverArgs) -> anyhow::Result<()> {
     let result = json!({
         "orderers": a.orderers,
         "kills": a.kills,
-        "tick_interval_ms": a.options.tick_interval.as_millis() as u64,
+        "tick_interval_ms": a.options.raft()?.tick_interval_ms,
         "election_tick": a.options.election_tick,
         "failover_ms": stats(failover_ms),
         "status_ms": stats(status_ms),

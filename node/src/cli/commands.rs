@@ -22,24 +22,42 @@ use crate::network::ordering::{generate, OrderingSpec};
 use crate::proto::common::{BatchOptions, RaftOptions, Status};
 
 impl ChannelOptions {
-    pub fn raft(&self) -> RaftOptions {
-        RaftOptions {
-            tick_interval_ms: self.tick_interval.as_millis() as u64,
+    /// The options as the spec of a `Network` would give them, checked the same way.
+    pub fn raft(&self) -> anyhow::Result<RaftOptions> {
+        crate::network::manifest::raft_options(&raftnet_crds::RaftSpec {
+            tick_interval: self.tick_interval.clone(),
             election_tick: self.election_tick,
             heartbeat_tick: self.heartbeat_tick,
             max_inflight_blocks: self.max_inflight_blocks,
-            snapshot_interval_size: self.snapshot_interval_size,
-        }
+            snapshot_interval_size: self.snapshot_interval_size.clone(),
+        })
+        .map_err(|e| anyhow::anyhow!(as_flags(&e)))
     }
 
-    pub fn batch(&self) -> BatchOptions {
-        BatchOptions {
-            batch_timeout_ms: self.batch_timeout.as_millis() as u64,
+    pub fn batch(&self) -> anyhow::Result<BatchOptions> {
+        crate::network::manifest::batch_options(&raftnet_crds::BatchSpec {
+            batch_timeout: self.batch_timeout.clone(),
             max_message_count: self.max_message_count,
-            preferred_max_bytes: self.preferred_max_bytes,
-            absolute_max_bytes: self.absolute_max_bytes,
-        }
+            preferred_max_bytes: self.preferred_max_bytes.clone(),
+            absolute_max_bytes: self.absolute_max_bytes.clone(),
+        })
+        .map_err(|e| anyhow::anyhow!(as_flags(&e)))
     }
+}
+
+/// A message about a manifest field, about the flag that set it instead.
+fn as_flags(message: &str) -> String {
+    [
+        ("spec.raft.tickInterval", "--tick-interval"),
+        ("spec.raft.snapshotIntervalSize", "--snapshot-interval-size"),
+        ("spec.batch.batchTimeout", "--batch-timeout"),
+        ("spec.batch.preferredMaxBytes", "--preferred-max-bytes"),
+        ("spec.batch.absoluteMaxBytes", "--absolute-max-bytes"),
+    ]
+    .iter()
+    .fold(message.to_owned(), |m, (field, flag)| {
+        m.replace(field, flag)
+    })
 }
 
 pub fn bootstrap(a: BootstrapArgs) -> anyhow::Result<()> {
@@ -53,8 +71,8 @@ pub fn bootstrap(a: BootstrapArgs) -> anyhow::Result<()> {
             orderers: a.orderers,
             orgs: a.orgs,
             peers_per_org: a.peers_per_org,
-            raft: a.options.raft(),
-            batch: a.options.batch(),
+            raft: a.options.raft()?,
+            batch: a.options.batch()?,
             key_algorithm: a.key_algorithm,
         },
     )?;

@@ -11,10 +11,10 @@ pub mod local;
 pub mod output;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use raftnet_crds::network::defaults;
 
 use crate::client::Client;
 use crate::network::ClientProfile;
@@ -212,36 +212,37 @@ pub struct BootstrapArgs {
     pub options: ChannelOptions,
 }
 
-/// Raft and batch options, named as Fabric names them.
+/// Raft and batch options, named as Fabric names them; raftnet's defaults are those of the
+/// `Network` resource (`raftnet_crds::network::defaults`).
 #[derive(Args, Clone)]
 pub struct ChannelOptions {
     /// Raft tick (e.g. 100ms).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "100ms")]
-    pub tick_interval: Duration,
+    #[arg(long, default_value = defaults::TICK_INTERVAL)]
+    pub tick_interval: String,
     /// Ticks without a leader before a follower campaigns.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = defaults::ELECTION_TICK)]
     pub election_tick: u32,
     /// Ticks between the leader's heartbeats.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = defaults::HEARTBEAT_TICK)]
     pub heartbeat_tick: u32,
     /// Blocks the leader sends a follower before it acknowledges them.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = defaults::MAX_INFLIGHT_BLOCKS)]
     pub max_inflight_blocks: u32,
-    /// Bytes of blocks between snapshots.
-    #[arg(long, default_value_t = 16 << 20)]
-    pub snapshot_interval_size: u64,
+    /// Bytes of blocks between snapshots (16Mi, 512Ki, or bytes).
+    #[arg(long, default_value = defaults::SNAPSHOT_INTERVAL_SIZE)]
+    pub snapshot_interval_size: String,
     /// Time after the first pending transaction at which a block is cut.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "100ms")]
-    pub batch_timeout: Duration,
+    #[arg(long, default_value = defaults::BATCH_TIMEOUT)]
+    pub batch_timeout: String,
     /// Most transactions in a block.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = defaults::MAX_MESSAGE_COUNT)]
     pub max_message_count: u32,
-    /// Block size at which a block is cut.
-    #[arg(long, default_value_t = 2 << 20)]
-    pub preferred_max_bytes: u32,
-    /// Largest block in bytes; a bigger transaction is refused.
-    #[arg(long, default_value_t = 10 << 20)]
-    pub absolute_max_bytes: u32,
+    /// Block size at which a block is cut (2Mi, or bytes).
+    #[arg(long, default_value = defaults::PREFERRED_MAX_BYTES)]
+    pub preferred_max_bytes: String,
+    /// Largest block (10Mi, or bytes); a bigger transaction is refused.
+    #[arg(long, default_value = defaults::ABSOLUTE_MAX_BYTES)]
+    pub absolute_max_bytes: String,
 }
 
 #[derive(Subcommand)]

@@ -3,7 +3,7 @@
 //! resources, and the conversion of durations and sizes.
 
 use anyhow::{bail, Context};
-use raftnet_crds::{load_manifests, parse_duration, parse_size, Manifests};
+use raftnet_crds::{load_manifests, parse_duration, parse_size, BatchSpec, Manifests, RaftSpec};
 
 use super::plan::{ChannelPlan, ContractPlan, NetworkPlan, OrgPlan};
 use crate::proto::common::{BatchOptions, Policies, RaftOptions};
@@ -51,19 +51,10 @@ pub fn plan(m: &Manifests) -> anyhow::Result<NetworkPlan> {
     let spec = &network.spec;
     spec.validate()
         .map_err(|p| anyhow::anyhow!("Network {name}:\n  {}", p.join("\n  ")))?;
-    let raft = &spec.raft;
-    let batch = &spec.batch;
     let ms = |field: &str, v: &str| -> anyhow::Result<u64> {
         Ok(parse_duration(v)
             .map_err(|e| anyhow::anyhow!("Network {name}: {field}: {e}"))?
             .as_millis() as u64)
-    };
-    let bytes = |field: &str, v: &str| -> anyhow::Result<u64> {
-        parse_size(v).map_err(|e| anyhow::anyhow!("Network {name}: {field}: {e}"))
-    };
-    let bytes32 = |field: &str, v: &str| -> anyhow::Result<u32> {
-        u32::try_from(bytes(field, v)?)
-            .map_err(|_| anyhow::anyhow!("Network {name}: {field}: {v} is above 4Gi"))
     };
     let mut channels = Vec::new();
     for ch in &m.channels {
@@ -150,29 +141,50 @@ pub fn plan(m: &Manifests) -> anyhow::Result<NetworkPlan> {
                 key_algorithm: o.key_algorithm,
             })
             .collect(),
-        raft: RaftOptions {
-            tick_interval_ms: ms("spec.raft.tickInterval", &raft.tick_interval)?,
-            election_tick: raft.election_tick,
-            heartbeat_tick: raft.heartbeat_tick,
-            max_inflight_blocks: raft.max_inflight_blocks,
-            snapshot_interval_size: bytes(
-                "spec.raft.snapshotIntervalSize",
-                &raft.snapshot_interval_size,
-            )?,
-        },
-        batch: BatchOptions {
-            batch_timeout_ms: ms("spec.batch.batchTimeout", &batch.batch_timeout)?,
-            max_message_count: batch.max_message_count,
-            preferred_max_bytes: bytes32(
-                "spec.batch.preferredMaxBytes",
-                &batch.preferred_max_bytes,
-            )?,
-            absolute_max_bytes: bytes32("spec.batch.absoluteMaxBytes", &batch.absolute_max_bytes)?,
-        },
+        raft: raft_options(&spec.raft).map_err(|e| anyhow::anyhow!("Network {name}: {e}"))?,
+        batch: batch_options(&spec.batch).map_err(|e| anyhow::anyhow!("Network {name}: {e}"))?,
         certificate_validity: std::time::Duration::from_millis(ms(
             "spec.certificateValidity",
             &spec.certificate_validity,
         )?),
         channels,
+    })
+}
+
+fn millis(field: &str, value: &str) -> Result<u64, String> {
+    Ok(parse_duration(value)
+        .map_err(|e| format!("{field}: {e}"))?
+        .as_millis() as u64)
+}
+
+fn bytes(field: &str, value: &str) -> Result<u64, String> {
+    parse_size(value).map_err(|e| format!("{field}: {e}"))
+}
+
+fn bytes32(field: &str, value: &str) -> Result<u32, String> {
+    u32::try_from(bytes(field, value)?).map_err(|_| format!("{field}: {value} is above 4Gi"))
+}
+
+/// A network's Raft options as channels carry them; errors name the field.
+pub fn raft_options(raft: &RaftSpec) -> Result<RaftOptions, String> {
+    Ok(RaftOptions {
+        tick_interval_ms: millis("spec.raft.tickInterval", &raft.tick_interval)?,
+        election_tick: raft.election_tick,
+        heartbeat_tick: raft.heartbeat_tick,
+        max_inflight_blocks: raft.max_inflight_blocks,
+        snapshot_interval_size: bytes(
+            "spec.raft.snapshotIntervalSize",
+            &raft.snapshot_interval_size,
+        )?,
+    })
+}
+
+/// A network's block-cutting options as channels carry them; errors name the field.
+pub fn batch_options(batch: &BatchSpec) -> Result<BatchOptions, String> {
+    Ok(BatchOptions {
+        batch_timeout_ms: millis("spec.batch.batchTimeout", &batch.batch_timeout)?,
+        max_message_count: batch.max_message_count,
+        preferred_max_bytes: bytes32("spec.batch.preferredMaxBytes", &batch.preferred_max_bytes)?,
+        absolute_max_bytes: bytes32("spec.batch.absoluteMaxBytes", &batch.absolute_max_bytes)?,
     })
 }

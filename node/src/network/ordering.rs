@@ -44,25 +44,16 @@ pub struct OrderingSpec {
     pub key_algorithm: KeyAlgorithm,
 }
 
-/// raftnet's defaults: 100ms ticks, election 10, heartbeat 1, 5 blocks in flight, 16 MiB
-/// snapshots; blocks of up to 500 transactions or 2 MiB, cut after 100ms.
+/// raftnet's Raft defaults (`raftnet_crds::network::defaults`): 100ms ticks, election 10,
+/// heartbeat 1, 5 blocks in flight, 16 MiB snapshots.
 pub fn default_raft() -> RaftOptions {
-    RaftOptions {
-        tick_interval_ms: 100,
-        election_tick: 10,
-        heartbeat_tick: 1,
-        max_inflight_blocks: 5,
-        snapshot_interval_size: 16 << 20,
-    }
+    super::manifest::raft_options(&raftnet_crds::RaftSpec::default()).expect("the defaults parse")
 }
 
+/// raftnet's block-cutting defaults: cut after 100ms, at 500 transactions or near 2 MiB; no
+/// block above 10 MiB.
 pub fn default_batch() -> BatchOptions {
-    BatchOptions {
-        batch_timeout_ms: 100,
-        max_message_count: 500,
-        preferred_max_bytes: 2 << 20,
-        absolute_max_bytes: 10 << 20,
-    }
+    super::manifest::batch_options(&raftnet_crds::BatchSpec::default()).expect("the defaults parse")
 }
 
 impl Default for OrderingSpec {

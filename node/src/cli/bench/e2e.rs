@@ -71,8 +71,8 @@ pub async fn run(a: E2eArgs) -> anyhow::Result<()> {
             orderers: a.orderers,
             orgs: orgs.clone(),
             peers_per_org: a.peers_per_org,
-            raft: a.options.raft(),
-            batch: a.options.batch(),
+            raft: a.options.raft()?,
+            batch: a.options.batch()?,
             key_algorithm: a.key_algorithm,
             ..Default::default()
         },

@@ -126,7 +126,7 @@ pub async fn planned_failover(a: FailoverArgs) -> anyhow::Result<()> {
     result["orderers"] = json!(a.orderers);
     result["kills"] = json!(a.kills);
     result["signal"] = json!("SIGTERM");
-    result["tick_interval_ms"] = json!(a.options.tick_interval.as_millis() as u64);
+    result["tick_interval_ms"] = json!(a.options.raft()?.tick_interval_ms);
     result["sigterm_to_exit_ms"] = stats(exit_ms);
     print_result(&result, a.json);
     Ok(())
@@ -163,7 +163,7 @@ pub async fn rolling(a: RollingArgs) -> anyhow::Result<()> {
         StopSignal::Term => "SIGTERM",
         StopSignal::Kill => "SIGKILL",
     });
-    result["tick_interval_ms"] = json!(a.options.tick_interval.as_millis() as u64);
+    result["tick_interval_ms"] = json!(a.options.raft()?.tick_interval_ms);
     result["roll_s"] = json!(roll.as_secs_f64());
     result["stop_ms"] = stats(stop_ms);
     print_result(&result, a.json);
