@@ -9,6 +9,7 @@ pub mod network;
 pub mod node;
 pub mod run;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -45,10 +46,18 @@ pub async fn network_of(ctx: &Context, namespace: &str, name: &str) -> Result<Ne
     })
 }
 
-/// The error policy of every controller: count the error, log it, retry with a delay that
-/// grows with how long it has been failing is left to the runtime's backoff; an invalid spec
-/// waits for a change instead.
-pub fn error_policy(controller: &'static str, error: &Error, ctx: &Context) -> Action {
+/// The error policy of every controller: count the error; an invalid spec waits for a change
+/// (its condition says why), a missing dependency is looked at again shortly, anything else is
+/// logged, published as a `ReconcileFailed` event on the resource and retried.
+pub fn error_policy<K>(
+    controller: &'static str,
+    obj: Arc<K>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action
+where
+    K: kube::Resource<DynamicType = ()> + Send + Sync + 'static,
+{
     ctx.metrics
         .failures
         .with_label_values(&[controller, error.metric_label()])
@@ -58,6 +67,16 @@ pub fn error_policy(controller: &'static str, error: &Error, ctx: &Context) -> A
         Error::Waiting(_) => Action::requeue(WAITING),
         _ => {
             tracing::warn!(controller, "reconcile failed: {error}");
+            let note = error.to_string();
+            tokio::spawn(async move {
+                ctx.event(
+                    &*obj,
+                    kube::runtime::events::EventType::Warning,
+                    "ReconcileFailed",
+                    note,
+                )
+                .await;
+            });
             Action::requeue(Duration::from_secs(5))
         }
     }

@@ -223,6 +223,8 @@ async fn observe(ctx: &Context, network: &Network, ns: &str) -> Result<Option<Ne
         &name,
         |p| &p.spec.network,
     );
+    let all: Vec<String> = orderer_names.iter().chain(&peer_names).cloned().collect();
+    ctx.hub.retain(ns, &name, &all);
     let unsettled = orderer_names.iter().chain(&peer_names).any(|n| {
         !ctx.hub.settled(&NodeKey {
             namespace: ns.to_owned(),

@@ -71,10 +71,7 @@ pub async fn run(
         .graceful_shutdown_on(shutdown.clone())
         .run(
             network::reconcile,
-            |obj, err, ctx| {
-                let _ = obj;
-                error_policy("network", err, &ctx)
-            },
+            |obj, err, ctx| error_policy("network", obj, err, ctx),
             ctx.clone(),
         )
         .for_each(|r| async move { log(r) });
@@ -87,10 +84,7 @@ pub async fn run(
         .graceful_shutdown_on(shutdown.clone())
         .run(
             node::reconcile_orderer,
-            |obj, err, ctx| {
-                let _ = obj;
-                error_policy("orderer", err, &ctx)
-            },
+            |obj, err, ctx| error_policy("orderer", obj, err, ctx),
             ctx.clone(),
         )
         .for_each(|r| async move { log(r) });
@@ -103,10 +97,7 @@ pub async fn run(
         .graceful_shutdown_on(shutdown.clone())
         .run(
             node::reconcile_peer,
-            |obj, err, ctx| {
-                let _ = obj;
-                error_policy("peer", err, &ctx)
-            },
+            |obj, err, ctx| error_policy("peer", obj, err, ctx),
             ctx.clone(),
         )
         .for_each(|r| async move { log(r) });
@@ -117,10 +108,7 @@ pub async fn run(
         .graceful_shutdown_on(shutdown)
         .run(
             channel::reconcile,
-            |obj, err, ctx| {
-                let _ = obj;
-                error_policy("channel", err, &ctx)
-            },
+            |obj, err, ctx| error_policy("channel", obj, err, ctx),
             ctx.clone(),
         )
         .for_each(|r| async move { log(r) });

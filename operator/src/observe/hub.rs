@@ -173,9 +173,14 @@ impl Hub {
         entry.view.pending.insert(channel.to_owned());
     }
 
-    /// Stops following a node (its resource is gone).
-    pub fn forget(&self, key: &NodeKey) {
-        self.entries().remove(key);
+    /// Stops following the nodes of `network` in `namespace` that are not in `nodes` (their
+    /// resources were deleted; no finalizer is needed for state that lives only here).
+    pub fn retain(&self, namespace: &str, network: &str, nodes: &[String]) {
+        self.entries().retain(|key, entry| {
+            key.namespace != namespace
+                || entry.target.network != network
+                || nodes.contains(&key.name)
+        });
     }
 
     /// Whether what the hub knows of a node can be shown: it has had a first answer (or
