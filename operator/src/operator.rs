@@ -38,11 +38,13 @@ pub async fn run_operator(
     let (peers, peer_wakeups) = unbounded_channel();
     let (channels, channel_wakeups) = unbounded_channel();
     let (networks, network_wakeups) = unbounded_channel();
+    let (channel_reconciles, channel_reconcile_wakeups) = unbounded_channel();
     let hub = Hub::new(Triggers {
         orderers,
         peers,
         channels,
         networks,
+        channel_reconciles,
     });
     let budget_api = api_resource(budget_version(&client).await);
     let ctx = Context::new(client, settings, hub, metrics, budget_api);
@@ -53,6 +55,7 @@ pub async fn run_operator(
             peers: peer_wakeups,
             channels: channel_wakeups,
             networks: network_wakeups,
+            channel_reconciles: channel_reconcile_wakeups,
         },
         namespace,
         shutdown,

@@ -319,7 +319,6 @@ async fn join_members(
 pub async fn reconcile(channel: Arc<Channel>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile("channel");
     let ns = namespace(&*channel)?;
-    let name = channel.name_any();
     let api: Api<Channel> = Api::namespaced(ctx.client.clone(), &ns);
     let current = channel.status.clone().unwrap_or_default();
     let generation = channel.metadata.generation;
@@ -361,23 +360,12 @@ pub async fn reconcile(channel: Arc<Channel>, ctx: Arc<Context>) -> Result<Actio
     };
     let (members, orderer_names) = members(&ctx, &channel, &network.name_any(), &ns).await?;
     let joined = join_members(&ctx, &channel, &network, &ns, &members, &block).await?;
-
-    let unsettled = members.iter().any(|m| {
-        !ctx.hub.settled(&NodeKey {
-            namespace: ns.clone(),
-            name: m.name.clone(),
-        })
-    });
-    if unsettled {
+    let joined = still_joined(&members, joined, &current.joined);
+    if !all_settled(&ctx, &ns, &members) {
         return Ok(Action::requeue(WAITING)); // Woken as each node first answers.
     }
     let consenter_list = consenter_names(&channel, &orderer_names);
-    let consenter_reports = reports(&ctx, &ns, &consenter_list);
-    let by_name: Vec<(&str, &NodeReport)> = consenter_reports
-        .iter()
-        .map(|(n, r)| (n.as_str(), r))
-        .collect();
-    let health = report::channel_health(&name, by_name.iter().copied());
+    let health = channel_health(&ctx, &ns, &channel, &orderer_names);
     let missing: Vec<&str> = members
         .iter()
         .map(|m| m.name.as_str())
@@ -394,6 +382,54 @@ pub async fn reconcile(channel: Arc<Channel>, ctx: Arc<Context>) -> Result<Actio
         &current,
     )
     .await?;
+    let settled = write_status(&ctx, &channel, &members, &orderer_names, joined, deployed).await?;
+    Ok(Action::requeue(if settled { SETTLED } else { WAITING }))
+}
+
+/// Who has joined: those the nodes say, and those recorded before (a node that joined and
+/// is down now has still joined), among the current members.
+fn still_joined(members: &[Member], mut joined: Vec<String>, recorded: &[String]) -> Vec<String> {
+    for name in recorded {
+        if members.iter().any(|m| &m.name == name) && !joined.contains(name) {
+            joined.push(name.clone());
+        }
+    }
+    joined.sort();
+    joined
+}
+
+fn all_settled(ctx: &Context, ns: &str, members: &[Member]) -> bool {
+    members.iter().all(|m| {
+        ctx.hub.settled(&NodeKey {
+            namespace: ns.to_owned(),
+            name: m.name.clone(),
+        })
+    })
+}
+
+/// Writes the channel's status from its members' reports; returns whether everything is
+/// joined and deployed.
+async fn write_status(
+    ctx: &Context,
+    channel: &Channel,
+    members: &[Member],
+    orderer_names: &[String],
+    joined: Vec<String>,
+    deployed: Vec<String>,
+) -> Result<bool> {
+    let ns = namespace(channel)?;
+    let name = channel.name_any();
+    let current = channel.status.clone().unwrap_or_default();
+    let consenter_reports = reports(ctx, &ns, &consenter_names(channel, orderer_names));
+    let by_name: Vec<(&str, &NodeReport)> = consenter_reports
+        .iter()
+        .map(|(n, r)| (n.as_str(), r))
+        .collect();
+    let missing: Vec<&str> = members
+        .iter()
+        .map(|m| m.name.as_str())
+        .filter(|m| !joined.iter().any(|j| j == m))
+        .collect();
     let pending: Vec<String> = channel
         .spec
         .contracts
@@ -404,19 +440,59 @@ pub async fn reconcile(channel: Arc<Channel>, ctx: Arc<Context>) -> Result<Actio
     let status = report::channel_status(
         &name,
         &by_name,
-        joined.clone(),
+        joined,
         &missing,
         deployed,
         &pending,
         &current,
         &now(),
-        generation,
+        channel.metadata.generation,
     );
-    let network_name = network.name_any();
-    report_changes(&ctx, &channel, &current, &status, &network_name, &ns).await;
-    apply_status(&api, &*channel, channel.status.as_ref(), &status).await?;
-    let settled = missing.is_empty() && pending.is_empty();
-    Ok(Action::requeue(if settled { SETTLED } else { WAITING }))
+    report_changes(ctx, channel, &current, &status, &channel.spec.network, &ns).await;
+    let api: Api<Channel> = Api::namespaced(ctx.client.clone(), &ns);
+    apply_status(&api, channel, channel.status.as_ref(), &status).await?;
+    Ok(missing.is_empty() && pending.is_empty())
+}
+
+/// The fast path from the nodes' streams to the channel's status: what the last reconcile
+/// found (joins, contracts) with the nodes' latest reports. Joining and deploying stay with
+/// the reconcile; a channel the reconcile reported invalid or waiting is left to it.
+pub async fn refresh_status(ctx: &Context, channel: &Channel) -> Result<()> {
+    let current = channel.status.clone().unwrap_or_default();
+    let owned_by_reconcile = raftnet_crds::status::find_condition(&current.conditions, READY)
+        .is_none_or(|c| c.reason == "InvalidSpec" || c.reason == "Waiting");
+    if owned_by_reconcile {
+        return Ok(());
+    }
+    let ns = namespace(channel)?;
+    let (members, orderer_names) = members(ctx, channel, &channel.spec.network, &ns).await?;
+    if !all_settled(ctx, &ns, &members) {
+        return Ok(());
+    }
+    let seen: Vec<String> = members
+        .iter()
+        .filter(|m| {
+            ctx.hub
+                .view(&NodeKey {
+                    namespace: ns.clone(),
+                    name: m.name.clone(),
+                })
+                .report
+                .joined(&channel.name_any())
+        })
+        .map(|m| m.name.clone())
+        .collect();
+    let joined = still_joined(&members, seen, &current.joined);
+    write_status(
+        ctx,
+        channel,
+        &members,
+        &orderer_names,
+        joined,
+        current.deployed.clone(),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Deploys the channel's contracts once it has a leader and every member joined; returns the

@@ -300,9 +300,38 @@ pub async fn reconcile(network: Arc<Network>, ctx: Arc<Context>) -> Result<Actio
         }
     }
     converged?;
-    let Some(status) = observe(&ctx, &network, &ns).await? else {
-        return Ok(Action::requeue(super::WAITING));
+    Ok(Action::requeue(if write_status(&ctx, &network).await? {
+        SETTLED
+    } else {
+        super::WAITING
+    }))
+}
+
+/// Writes the network's status from its nodes' latest reports (the fast path from their
+/// streams, and the end of each reconcile); false while some node has not answered a first
+/// time. A network the reconcile reported invalid is left to it.
+pub async fn refresh_status(ctx: &Context, network: &Network) -> Result<bool> {
+    let invalid = network
+        .status
+        .as_ref()
+        .and_then(|s| raftnet_crds::status::find_condition(&s.conditions, READY))
+        .is_some_and(|c| {
+            c.reason == "InvalidSpec" && c.observed_generation == network.metadata.generation
+        });
+    if invalid {
+        return Ok(true);
+    }
+    write_status(ctx, network).await
+}
+
+/// Writes the network's status from its nodes' latest reports; false while some node has not
+/// answered a first time.
+async fn write_status(ctx: &Context, network: &Network) -> Result<bool> {
+    let ns = namespace(network)?;
+    let Some(status) = observe(ctx, network, &ns).await? else {
+        return Ok(false);
     };
-    apply_status(&api, &*network, network.status.as_ref(), &status).await?;
-    Ok(Action::requeue(SETTLED))
+    let api: Api<Network> = Api::namespaced(ctx.client.clone(), &ns);
+    apply_status(&api, network, network.status.as_ref(), &status).await?;
+    Ok(true)
 }

@@ -169,7 +169,6 @@ fn with_conditions(
 pub async fn reconcile_orderer(orderer: Arc<Orderer>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile("orderer");
     let ns = namespace(&*orderer)?;
-    let name = orderer.name_any();
     let outcome = async {
         let network = network_of(&ctx, &ns, &orderer.spec.network).await?;
         orderer
@@ -189,25 +188,40 @@ pub async fn reconcile_orderer(orderer: Arc<Orderer>, ctx: Arc<Context>) -> Resu
     let api: Api<Orderer> = Api::namespaced(ctx.client.clone(), &ns);
     let current = orderer.status.clone().unwrap_or_default();
     let generation = orderer.metadata.generation;
-    let key = match outcome {
-        Ok(key) => key,
-        Err(error) => {
-            let Some(state) = blocked(&error) else {
-                return Err(error);
-            };
-            let status = OrdererStatus {
-                observed_generation: generation,
-                role: None,
-                conditions: with_conditions(&current.conditions, vec![state], generation),
-                ..OrdererStatus::default()
-            };
-            apply_status(&api, &*orderer, orderer.status.as_ref(), &status).await?;
+    if let Err(error) = outcome {
+        let Some(state) = blocked(&error) else {
             return Err(error);
-        }
-    };
-    if !ctx.hub.settled(&key) {
-        return Ok(Action::requeue(WAITING)); // Woken when the node first answers.
+        };
+        let status = OrdererStatus {
+            observed_generation: generation,
+            role: None,
+            conditions: with_conditions(&current.conditions, vec![state], generation),
+            ..OrdererStatus::default()
+        };
+        apply_status(&api, &*orderer, orderer.status.as_ref(), &status).await?;
+        return Err(error);
     }
+    Ok(Action::requeue(
+        match write_orderer_status(&ctx, &orderer).await? {
+            Some(true) => SETTLED,
+            _ => WAITING, // Woken as soon as the node answers.
+        },
+    ))
+}
+
+/// Writes an orderer's status from what the hub last heard; None while the node is not
+/// followed yet or has not answered a first time, else whether it answers.
+pub async fn write_orderer_status(ctx: &Context, orderer: &Orderer) -> Result<Option<bool>> {
+    let ns = namespace(orderer)?;
+    let name = orderer.name_any();
+    let key = NodeKey {
+        namespace: ns.clone(),
+        name: name.clone(),
+    };
+    if !ctx.hub.follows(&key) || !ctx.hub.settled(&key) {
+        return Ok(None);
+    }
+    let current = orderer.status.clone().unwrap_or_default();
     let view = ctx.hub.view(&key);
     let report = &view.report;
     // Lag: blocks behind the leader of its first channel, from the leader's own report (kept
@@ -231,17 +245,16 @@ pub async fn reconcile_orderer(orderer: Arc<Orderer>, ctx: Arc<Context>) -> Resu
         view.last_seen.and_then(rfc3339),
         &current,
         &now(),
-        generation,
+        orderer.metadata.generation,
     );
-    let reachable = report.reachable();
-    apply_status(&api, &*orderer, orderer.status.as_ref(), &status).await?;
-    Ok(Action::requeue(if reachable { SETTLED } else { WAITING }))
+    let api: Api<Orderer> = Api::namespaced(ctx.client.clone(), &ns);
+    apply_status(&api, orderer, orderer.status.as_ref(), &status).await?;
+    Ok(Some(report.reachable()))
 }
 
 pub async fn reconcile_peer(peer: Arc<Peer>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile("peer");
     let ns = namespace(&*peer)?;
-    let name = peer.name_any();
     let outcome = async {
         let network = network_of(&ctx, &ns, &peer.spec.network).await?;
         peer.spec
@@ -260,30 +273,47 @@ pub async fn reconcile_peer(peer: Arc<Peer>, ctx: Arc<Context>) -> Result<Action
     let api: Api<Peer> = Api::namespaced(ctx.client.clone(), &ns);
     let current = peer.status.clone().unwrap_or_default();
     let generation = peer.metadata.generation;
-    let key = match outcome {
-        Ok(key) => key,
-        Err(error) => {
-            let Some(state) = blocked(&error) else {
-                return Err(error);
-            };
-            let status = PeerStatus {
-                observed_generation: generation,
-                conditions: with_conditions(&current.conditions, vec![state], generation),
-                ..PeerStatus::default()
-            };
-            apply_status(&api, &*peer, peer.status.as_ref(), &status).await?;
+    if let Err(error) = outcome {
+        let Some(state) = blocked(&error) else {
             return Err(error);
-        }
-    };
-    if !ctx.hub.settled(&key) {
-        return Ok(Action::requeue(WAITING));
+        };
+        let status = PeerStatus {
+            observed_generation: generation,
+            conditions: with_conditions(&current.conditions, vec![state], generation),
+            ..PeerStatus::default()
+        };
+        apply_status(&api, &*peer, peer.status.as_ref(), &status).await?;
+        return Err(error);
     }
+    Ok(Action::requeue(
+        match write_peer_status(&ctx, &peer).await? {
+            Some(true) => SETTLED,
+            _ => WAITING,
+        },
+    ))
+}
+
+/// Writes a peer's status from what the hub last heard (see [`write_orderer_status`]).
+pub async fn write_peer_status(ctx: &Context, peer: &Peer) -> Result<Option<bool>> {
+    let ns = namespace(peer)?;
+    let name = peer.name_any();
+    let key = NodeKey {
+        namespace: ns.clone(),
+        name: name.clone(),
+    };
+    if !ctx.hub.follows(&key) || !ctx.hub.settled(&key) {
+        return Ok(None);
+    }
+    let current = peer.status.clone().unwrap_or_default();
     let view = ctx.hub.view(&key);
-    let status = peer_status(&name, &view.report, &current, &now(), generation);
-    apply_status(&api, &*peer, peer.status.as_ref(), &status).await?;
-    Ok(Action::requeue(if view.report.reachable() {
-        SETTLED
-    } else {
-        WAITING
-    }))
+    let status = peer_status(
+        &name,
+        &view.report,
+        &current,
+        &now(),
+        peer.metadata.generation,
+    );
+    let api: Api<Peer> = Api::namespaced(ctx.client.clone(), &ns);
+    apply_status(&api, peer, peer.status.as_ref(), &status).await?;
+    Ok(Some(view.report.reachable()))
 }

@@ -1,5 +1,7 @@
-//! Runs the four controllers until shutdown: each watches its resource and what it owns,
-//! and is also woken by the hub when a node's status changes.
+//! Runs the four controllers until shutdown: each watches its resource and what it owns.
+//! Beside them, a refresh loop per kind takes the hub's wake-ups (a node's status changed)
+//! and rewrites only the status of the resources concerned: two API calls instead of a whole
+//! reconcile, so a new leader reaches `kubectl get` fast.
 
 use std::sync::Arc;
 
@@ -17,12 +19,58 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use super::{channel, error_policy, network, node};
 use crate::{Context, Error};
 
-/// Where the hub's wake-ups arrive, one receiver per controller.
+/// Where the hub's wake-ups arrive: status refreshes by kind, and channel reconciles (a
+/// contract deploy finished).
 pub struct Wakeups {
     pub orderers: UnboundedReceiver<ObjectRef<Orderer>>,
     pub peers: UnboundedReceiver<ObjectRef<Peer>>,
     pub channels: UnboundedReceiver<ObjectRef<Channel>>,
     pub networks: UnboundedReceiver<ObjectRef<Network>>,
+    pub channel_reconciles: UnboundedReceiver<ObjectRef<Channel>>,
+}
+
+/// Rewrites the status of each resource the hub names, until the wake-ups end. Wake-ups come
+/// in bursts (an election touches every node): each burst is deduplicated first.
+async fn refresh_loop<K, F, Fut>(
+    ctx: Arc<Context>,
+    mut wakeups: UnboundedReceiver<ObjectRef<K>>,
+    refresh: F,
+) where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    F: Fn(Arc<Context>, K) -> Fut,
+    Fut: std::future::Future<Output = crate::Result<()>>,
+{
+    while let Some(first) = wakeups.recv().await {
+        let mut burst = vec![first];
+        while let Ok(more) = wakeups.try_recv() {
+            if !burst.contains(&more) {
+                burst.push(more);
+            }
+        }
+        // Different resources at once: one slow API call must not hold the others back.
+        let refreshes = burst.into_iter().map(|object| {
+            let ctx = ctx.clone();
+            let refresh = &refresh;
+            async move {
+                let Some(ns) = object.namespace.clone() else {
+                    return;
+                };
+                let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+                let result = match api.get_opt(&object.name).await {
+                    Ok(Some(found)) => refresh(ctx, found).await,
+                    Ok(None) => Ok(()),
+                    Err(err) => Err(err.into()),
+                };
+                if let Err(err) = result {
+                    tracing::debug!(%object, "status refresh failed (the reconcile retries): {err}");
+                }
+            }
+        });
+        futures::future::join_all(refreshes).await;
+    }
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -67,7 +115,6 @@ pub async fn run(
             let ns = c.namespace().unwrap_or_default();
             Some(ObjectRef::new(&c.spec.network).within(&ns))
         })
-        .reconcile_on(UnboundedReceiverStream::new(wakeups.networks))
         .graceful_shutdown_on(shutdown.clone())
         .run(
             network::reconcile,
@@ -80,7 +127,6 @@ pub async fn run(
         .owns(api::<StatefulSet>(&client, ns), config.clone())
         .owns(api::<Service>(&client, ns), config.clone())
         .owns(api::<ConfigMap>(&client, ns), config.clone())
-        .reconcile_on(UnboundedReceiverStream::new(wakeups.orderers))
         .graceful_shutdown_on(shutdown.clone())
         .run(
             node::reconcile_orderer,
@@ -93,7 +139,6 @@ pub async fn run(
         .owns(api::<StatefulSet>(&client, ns), config.clone())
         .owns(api::<Service>(&client, ns), config.clone())
         .owns(api::<ConfigMap>(&client, ns), config.clone())
-        .reconcile_on(UnboundedReceiverStream::new(wakeups.peers))
         .graceful_shutdown_on(shutdown.clone())
         .run(
             node::reconcile_peer,
@@ -104,8 +149,8 @@ pub async fn run(
 
     let channels = Controller::new(api::<Channel>(&client, ns), config.clone())
         .owns(api::<ConfigMap>(&client, ns), config.clone())
-        .reconcile_on(UnboundedReceiverStream::new(wakeups.channels))
-        .graceful_shutdown_on(shutdown)
+        .reconcile_on(UnboundedReceiverStream::new(wakeups.channel_reconciles))
+        .graceful_shutdown_on(shutdown.clone())
         .run(
             channel::reconcile,
             |obj, err, ctx| error_policy("channel", obj, err, ctx),
@@ -113,5 +158,27 @@ pub async fn run(
         )
         .for_each(|r| async move { log(r) });
 
-    futures::join!(networks, orderers, peers, channels);
+    let refreshes = async {
+        futures::join!(
+            refresh_loop(ctx.clone(), wakeups.orderers, |ctx, o| async move {
+                node::write_orderer_status(&ctx, &o).await.map(|_| ())
+            }),
+            refresh_loop(ctx.clone(), wakeups.peers, |ctx, p| async move {
+                node::write_peer_status(&ctx, &p).await.map(|_| ())
+            }),
+            refresh_loop(ctx.clone(), wakeups.channels, |ctx, c| async move {
+                channel::refresh_status(&ctx, &c).await
+            }),
+            refresh_loop(ctx.clone(), wakeups.networks, |ctx, n| async move {
+                network::refresh_status(&ctx, &n).await.map(|_| ())
+            }),
+        );
+    };
+    let refreshes = async {
+        tokio::select! {
+            _ = refreshes => {}
+            _ = shutdown => {}
+        }
+    };
+    futures::join!(networks, orderers, peers, channels, refreshes);
 }

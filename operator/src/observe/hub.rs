@@ -70,6 +70,8 @@ pub struct Triggers {
     pub peers: UnboundedSender<ObjectRef<Peer>>,
     pub channels: UnboundedSender<ObjectRef<Channel>>,
     pub networks: UnboundedSender<ObjectRef<Network>>,
+    /// Channel reconciles (joins, deploys), as opposed to status refreshes.
+    pub channel_reconciles: UnboundedSender<ObjectRef<Channel>>,
 }
 
 struct Entry {
@@ -183,6 +185,11 @@ impl Hub {
         });
     }
 
+    /// Whether the hub follows the node (its reconcile made its objects).
+    pub fn follows(&self, key: &NodeKey) -> bool {
+        self.entries().contains_key(key)
+    }
+
     /// Whether what the hub knows of a node can be shown: it has had a first answer (or
     /// failure) to every question; a node not followed yet counts once the operator has run
     /// for a few seconds (it is then shown as unavailable).
@@ -264,7 +271,7 @@ impl Hub {
     pub fn wake_channel(&self, namespace: &str, channel: &str) {
         let _ = self
             .triggers
-            .channels
+            .channel_reconciles
             .send(ObjectRef::new(channel).within(namespace));
     }
 
