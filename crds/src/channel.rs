@@ -240,7 +240,56 @@ impl std::fmt::Display for BuiltinContract {
     }
 }
 
+/// A channel's four policies, each set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EffectivePolicies {
+    pub writers: String,
+    pub readers: String,
+    pub admins: String,
+    pub block_validation: String,
+}
+
+/// raftnet's default policies of a channel of `organizations` ordered by `orderer_msp_id`'s
+/// orderers: Writers, any member of the organisations; Readers, those and the orderer
+/// organisation's members (orderers pull blocks from each other); Admins, any admin of the
+/// organisations (one organisation's admin deploys a contract); BlockValidation, any orderer
+/// of the orderer organisation.
+pub fn default_policies(organizations: &[String], orderer_msp_id: &str) -> EffectivePolicies {
+    let any = |role: &str, extra: Option<&str>| {
+        let leaves: Vec<String> = organizations
+            .iter()
+            .map(String::as_str)
+            .chain(extra)
+            .map(|m| format!("'{m}.{role}'"))
+            .collect();
+        format!("OR({})", leaves.join(","))
+    };
+    EffectivePolicies {
+        writers: any("member", None),
+        readers: any("member", Some(orderer_msp_id)),
+        admins: any("admin", None),
+        block_validation: format!("OR('{orderer_msp_id}.orderer')"),
+    }
+}
+
 impl ChannelSpec {
+    /// The channel's policies: those the spec sets, raftnet's defaults for the others.
+    pub fn effective_policies(&self, orderer_msp_id: &str) -> EffectivePolicies {
+        let defaults = default_policies(&self.organizations, orderer_msp_id);
+        let Some(set) = &self.policies else {
+            return defaults;
+        };
+        EffectivePolicies {
+            writers: set.writers.clone().unwrap_or(defaults.writers),
+            readers: set.readers.clone().unwrap_or(defaults.readers),
+            admins: set.admins.clone().unwrap_or(defaults.admins),
+            block_validation: set
+                .block_validation
+                .clone()
+                .unwrap_or(defaults.block_validation),
+        }
+    }
+
     /// Checks everything the CRD schema checks, and the channel against its network: every
     /// organisation is one of the network's. Orderer names are checked in form only (they name
     /// `Orderer` resources, not part of the network's spec).
@@ -312,5 +361,36 @@ impl ChannelSpec {
             );
         }
         problems.into_result()
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    #[test]
+    fn unset_policies_take_the_defaults_and_set_ones_stay() {
+        let orgs = vec!["Org1MSP".to_owned(), "Org2MSP".to_owned()];
+        let d = default_policies(&orgs, "OrdererMSP");
+        assert_eq!(d.writers, "OR('Org1MSP.member','Org2MSP.member')");
+        assert_eq!(
+            d.readers,
+            "OR('Org1MSP.member','Org2MSP.member','OrdererMSP.member')"
+        );
+        assert_eq!(d.admins, "OR('Org1MSP.admin','Org2MSP.admin')");
+        assert_eq!(d.block_validation, "OR('OrdererMSP.orderer')");
+        let spec = ChannelSpec {
+            network: "net".into(),
+            organizations: orgs,
+            orderers: None,
+            policies: Some(ChannelPolicies {
+                admins: Some("AND('Org1MSP.admin','Org2MSP.admin')".into()),
+                ..ChannelPolicies::default()
+            }),
+            contracts: Vec::new(),
+        };
+        let p = spec.effective_policies("OrdererMSP");
+        assert_eq!(p.admins, "AND('Org1MSP.admin','Org2MSP.admin')");
+        assert_eq!(p.writers, d.writers);
     }
 }

@@ -81,23 +81,17 @@ pub fn plan(m: &Manifests) -> anyhow::Result<NetworkPlan> {
                 }
             }
         }
-        let defaults = || {
-            ChannelPlan {
-                name: ch_name.clone(),
-                orgs: ch.spec.organizations.clone(),
-                consenters: None,
-                policies: None,
-                contracts: Vec::new(),
-            }
-            .policies(&spec.orderer_organization.msp_id)
-        };
-        let policies = ch.spec.policies.as_ref().map(|p| {
-            let d = defaults();
+        // Set only when the manifest sets some: unset, the plan keeps raftnet's defaults
+        // (the same, from crds::channel::default_policies).
+        let policies = ch.spec.policies.as_ref().map(|_| {
+            let p = ch
+                .spec
+                .effective_policies(&spec.orderer_organization.msp_id);
             Policies {
-                writers: p.writers.clone().unwrap_or(d.writers),
-                readers: p.readers.clone().unwrap_or(d.readers),
-                admins: p.admins.clone().unwrap_or(d.admins),
-                block_validation: p.block_validation.clone().unwrap_or(d.block_validation),
+                writers: p.writers,
+                readers: p.readers,
+                admins: p.admins,
+                block_validation: p.block_validation,
             }
         });
         channels.push(ChannelPlan {

@@ -67,22 +67,12 @@ impl ChannelPlan {
         if let Some(p) = &self.policies {
             return p.clone();
         }
-        let any = |role: &str, extra: Option<&str>| {
-            let mut leaves: Vec<String> =
-                self.orgs.iter().map(|m| format!("'{m}.{role}'")).collect();
-            if let Some(m) = extra {
-                leaves.push(format!("'{m}.{role}'"));
-            }
-            format!("OR({})", leaves.join(","))
-        };
+        let d = raftnet_crds::channel::default_policies(&self.orgs, orderer_msp);
         Policies {
-            writers: any("member", None),
-            readers: any("member", Some(orderer_msp)),
-            // The application organisations administer the channel's contracts; the orderer
-            // organisation administers its orderers through their own admin API.
-            admins: any("admin", None),
-            // Any orderer of the orderer organisation signs blocks.
-            block_validation: format!("OR('{orderer_msp}.orderer')"),
+            writers: d.writers,
+            readers: d.readers,
+            admins: d.admins,
+            block_validation: d.block_validation,
         }
     }
 }
