@@ -26,6 +26,13 @@ pub struct NodeConfig {
     /// Peers only: the signing certificate (OU=peer) and key that endorsements are made with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<SigningFiles>,
+    /// What the node accepts from the network (timeouts, connections, message sizes).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub limits: crate::limits::Limits,
+}
+
+fn is_default(limits: &crate::limits::Limits) -> bool {
+    *limits == crate::limits::Limits::default()
 }
 
 /// A signing certificate and its private key (PEM).

@@ -15,10 +15,13 @@ pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod config;
+#[cfg(feature = "runtime")]
+pub mod connections;
 pub mod deploy;
 pub mod gateway;
 pub mod identity;
 pub mod ledger;
+pub mod limits;
 #[cfg(feature = "runtime")]
 pub mod local;
 pub mod network;

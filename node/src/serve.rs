@@ -84,6 +84,20 @@ pub fn signing_identity(
 /// Deliver, events, status watches) do not end by themselves.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// The gRPC server of a node under its limits (see `crate::limits`): TLS with a handshake
+/// timeout, streams per connection, HTTP/2 keep-alive. Serve it with
+/// `serve_with_incoming_shutdown(crate::connections::limited(listener, max), ..)`.
+pub fn server(
+    tls: &TlsMaterial,
+    limits: &crate::limits::CheckedLimits,
+) -> anyhow::Result<tonic::transport::Server> {
+    Ok(tonic::transport::Server::builder()
+        .tls_config(tls.server_config().timeout(limits.tls_handshake_timeout))?
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout)))
+}
+
 /// Starts the operations endpoint, when the config names one, for a node whose channels
 /// `readiness` reports.
 pub fn start_operations(

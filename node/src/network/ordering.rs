@@ -337,6 +337,7 @@ fn node_config(
             admin_root_ca: org.tls_ca_path(),
         },
         identity: None,
+        limits: Default::default(),
     }
 }
 

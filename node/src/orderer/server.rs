@@ -4,7 +4,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::admin::AdminService;
@@ -59,13 +58,14 @@ impl AtomicBroadcast for BroadcastService {
 
 /// Serves until `shutdown` resolves.
 pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let limits = cfg.limits.check()?;
     let crate::serve::Prepared {
         tls,
         admin_root,
         listener,
         operations,
     } = crate::serve::prepare(&cfg).await?;
-    let server_tls = tls.server_config();
+    let mut builder = crate::serve::server(&tls, &limits)?;
     let runtime = tokio::runtime::Handle::current();
     let signer =
         crate::serve::signing_identity(&cfg, "orderer", "the blocks it creates are signed")?;
@@ -83,27 +83,30 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
         stopping.prepare_stop().await;
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
-        .tls_config(server_tls)?
-        .tcp_nodelay(true)
+    // Each service decodes no more than its own limit, before anyone is authorised; what
+    // the node sends (blocks) may be as large as a block gets.
+    let server = builder
         .add_service(
             AtomicBroadcastServer::new(BroadcastService { reg: reg.clone() })
-                .max_decoding_message_size(MAX_MESSAGE)
+                .max_decoding_message_size(limits.broadcast_message_size)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
         .add_service(
             ClusterServer::new(ClusterService { reg: reg.clone() })
-                .max_decoding_message_size(MAX_MESSAGE)
+                .max_decoding_message_size(limits.cluster_message_size)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
         .add_service(
             AdminServer::new(AdminService { reg: reg.clone() })
-                .max_decoding_message_size(MAX_MESSAGE)
+                .max_decoding_message_size(limits.control_message_size)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-            let _ = stop_rx.await;
-        });
+        .serve_with_incoming_shutdown(
+            crate::connections::limited(listener, limits.max_connections),
+            async {
+                let _ = stop_rx.await;
+            },
+        );
     // Once leadership is handed over and the broadcasts taken are answered, what is left
     // open are other nodes' long-lived streams (Raft, Deliver, status), which do not end by
     // themselves and move to other orderers when cut: a short grace.

@@ -3,7 +3,6 @@
 use std::future::Future;
 
 use anyhow::Context;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use super::admin::PeerAdmin;
 use super::endorser::EndorserService;
@@ -18,6 +17,7 @@ const MAX_MESSAGE: usize = 256 << 20;
 
 /// Serves until `shutdown` resolves.
 pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let limits = cfg.limits.check()?;
     let signer = crate::serve::signing_identity(&cfg, "peer", "its endorsements are made")?;
     let crate::serve::Prepared {
         tls,
@@ -25,7 +25,7 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
         listener,
         operations,
     } = crate::serve::prepare(&cfg).await?;
-    let server_tls = tls.server_config();
+    let mut builder = crate::serve::server(&tls, &limits)?;
     let runtime = tokio::runtime::Handle::current();
     let (name, data_dir) = (cfg.name.clone(), cfg.data_dir.clone());
     let reg = tokio::task::spawn_blocking(move || {
@@ -35,23 +35,27 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
     tracing::info!(node = %cfg.name, address = %cfg.listen_address, channels = reg.list().len(), "peer started");
     let ops = crate::serve::start_operations(operations, reg.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
-        .tls_config(server_tls)?
-        .tcp_nodelay(true)
+    let server = builder
         .add_service(
             EndorserServer::new(EndorserService::new(reg.clone()))
-                .max_decoding_message_size(MAX_MESSAGE)
+                .max_decoding_message_size(limits.control_message_size)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
-        .add_service(EventsServer::new(EventsService { reg: reg.clone() }))
+        .add_service(
+            EventsServer::new(EventsService { reg: reg.clone() })
+                .max_decoding_message_size(limits.control_message_size),
+        )
         .add_service(
             AdminServer::new(PeerAdmin { reg: reg.clone() })
-                .max_decoding_message_size(MAX_MESSAGE)
+                .max_decoding_message_size(limits.control_message_size)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-            let _ = stop_rx.await;
-        });
+        .serve_with_incoming_shutdown(
+            crate::connections::limited(listener, limits.max_connections),
+            async {
+                let _ = stop_rx.await;
+            },
+        );
     let result = crate::serve::until_shutdown(
         server,
         stop_tx,

@@ -126,12 +126,27 @@ async fn garbage_on_every_method_gets_a_status_and_changes_nothing() {
     net.submit(0, 3, 32).await;
     let peer = net.cluster.layout.peers[0].address.clone();
     let peer_admin = net.cluster.admin_of("Org1MSP").unwrap();
-    let before: Vec<u64> = {
+    // The heights once the submitted transactions' block is written everywhere (an
+    // acknowledged broadcast may still be on its way to the ledgers).
+    let heights = || async {
         let mut h = Vec::new();
         for i in 0..3 {
             h.push(net.admin.status(&net.addr(i), &ch).await.unwrap().height);
         }
         h
+    };
+    let settled = std::time::Instant::now();
+    let before: Vec<u64> = loop {
+        let first = heights().await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let again = heights().await;
+        if first == again && again.iter().all(|h| *h == again[0] && *h > 1) {
+            break again;
+        }
+        assert!(
+            settled.elapsed() < std::time::Duration::from_secs(10),
+            "the orderers' heights did not settle: {again:?}"
+        );
     };
 
     // Valid messages, to truncate.

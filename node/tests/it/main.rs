@@ -8,6 +8,7 @@ mod failover;
 mod fuzz;
 mod halt;
 mod handoff;
+mod limits;
 mod local_up;
 mod operations;
 mod peers;

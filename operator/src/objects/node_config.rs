@@ -42,6 +42,7 @@ pub fn node_config(node: &NodeObjects, address: &NodeAddress, roots: &[OrgCas]) 
             cert: crypto(SIGN_CERT),
             key: crypto(SIGN_KEY),
         }),
+        limits: Default::default(),
     }
 }
 
