@@ -43,6 +43,17 @@ pub async fn prepare(cfg: &NodeConfig) -> anyhow::Result<Prepared> {
     })?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create dataDir {}", cfg.data_dir.display()))?;
+    // Ledgers and Raft logs are the node's own: not readable by other users, whatever the
+    // umask. A directory the node does not own (a volume mounted by root, shared through its
+    // group) keeps its mode: that is the volume's owner's choice.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(err) =
+            std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700))
+        {
+            tracing::warn!(dir = %cfg.data_dir.display(), "cannot make dataDir private: {err}");
+        }
+    }
     let listener = tokio::net::TcpListener::bind(&cfg.listen_address)
         .await
         .with_context(|| {

@@ -20,6 +20,12 @@ pub fn check_channel_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+const MAX_TICK_MS: u64 = 60_000;
+const MAX_ELECTION_TICK: u32 = 1_000;
+const MAX_INFLIGHT_BLOCKS: u32 = 1_000;
+const MAX_BATCH_TIMEOUT_MS: u64 = 600_000;
+const MAX_BLOCK_BYTES: u64 = 1 << 30;
+
 /// Refuses a configuration the chain could not run with, naming the field.
 pub fn check_config(cfg: &ChannelConfig) -> anyhow::Result<()> {
     check_channel_name(&cfg.channel_id)?;
@@ -42,6 +48,26 @@ pub fn check_config(cfg: &ChannelConfig) -> anyhow::Result<()> {
     if raft.max_inflight_blocks == 0 {
         bail!("raft.maxInflightBlocks must be positive");
     }
+    // Upper bounds: beyond them timers overflow or a node waits for hours; none is a sane
+    // setting for an ordering service.
+    if raft.tick_interval_ms > MAX_TICK_MS {
+        bail!(
+            "raft.tickInterval ({} ms) must be at most 1m",
+            raft.tick_interval_ms
+        );
+    }
+    if raft.election_tick > MAX_ELECTION_TICK {
+        bail!(
+            "raft.electionTick ({}) must be at most {MAX_ELECTION_TICK}",
+            raft.election_tick
+        );
+    }
+    if raft.max_inflight_blocks > MAX_INFLIGHT_BLOCKS {
+        bail!(
+            "raft.maxInflightBlocks ({}) must be at most {MAX_INFLIGHT_BLOCKS}",
+            raft.max_inflight_blocks
+        );
+    }
     let batch = cfg.batch.as_ref().context("batch options are missing")?;
     if batch.max_message_count == 0
         || batch.absolute_max_bytes == 0
@@ -51,6 +77,18 @@ pub fn check_config(cfg: &ChannelConfig) -> anyhow::Result<()> {
     }
     if batch.preferred_max_bytes > batch.absolute_max_bytes {
         bail!("batch.preferredMaxBytes must not exceed batch.absoluteMaxBytes");
+    }
+    if batch.batch_timeout_ms > MAX_BATCH_TIMEOUT_MS {
+        bail!(
+            "batch.batchTimeout ({} ms) must be at most 10m",
+            batch.batch_timeout_ms
+        );
+    }
+    if u64::from(batch.absolute_max_bytes) > MAX_BLOCK_BYTES {
+        bail!(
+            "batch.absoluteMaxBytes ({}) must be at most 1Gi",
+            batch.absolute_max_bytes
+        );
     }
     let msps = MspSet::new(&cfg.organizations).context("organizations")?;
     for c in &cfg.consenters {
@@ -116,4 +154,63 @@ fn check_policies_let_the_channel_run(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::ordering::{default_batch, default_raft};
+    use crate::proto::common::Consenter;
+
+    fn config() -> ChannelConfig {
+        ChannelConfig {
+            channel_id: "mychannel".into(),
+            organizations: Vec::new(),
+            consenters: vec![Consenter {
+                id: 1,
+                name: "orderer1".into(),
+                ..Consenter::default()
+            }],
+            raft: Some(default_raft()),
+            batch: Some(default_batch()),
+            policies: None,
+        }
+    }
+
+    #[test]
+    fn values_beyond_the_bounds_are_refused_naming_the_field() {
+        type Change = fn(&mut ChannelConfig);
+        let cases: [(Change, &str); 5] = [
+            (
+                |c| c.raft.as_mut().unwrap().tick_interval_ms = u64::MAX,
+                "raft.tickInterval",
+            ),
+            (
+                |c| c.raft.as_mut().unwrap().election_tick = u32::MAX,
+                "raft.electionTick",
+            ),
+            (
+                |c| c.raft.as_mut().unwrap().max_inflight_blocks = 1 << 20,
+                "raft.maxInflightBlocks",
+            ),
+            (
+                |c| c.batch.as_mut().unwrap().batch_timeout_ms = u64::MAX,
+                "batch.batchTimeout",
+            ),
+            (
+                |c| {
+                    let b = c.batch.as_mut().unwrap();
+                    b.absolute_max_bytes = u32::MAX;
+                    b.preferred_max_bytes = 1 << 20;
+                },
+                "batch.absoluteMaxBytes",
+            ),
+        ];
+        for (change, field) in cases {
+            let mut c = config();
+            change(&mut c);
+            let err = format!("{:#}", check_config(&c).unwrap_err());
+            assert!(err.contains(field), "{field}: {err}");
+        }
+    }
 }

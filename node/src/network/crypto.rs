@@ -16,17 +16,28 @@ pub struct OrgMaterial {
     pub tls_ca: CertificateAuthority,
 }
 
+/// Writes a file; a secret (a private key) is created with mode 0600 from the start, so it is
+/// never readable by others, not even between its write and a chmod.
 pub fn write_file(path: &Path, contents: &[u8], secret: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))?;
-    if secret {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(())
+    let mode = if secret { 0o600 } else { 0o644 };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    // An existing file keeps its old mode through open: set it.
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    file.write_all(contents)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn write_pair(dir: &Path, stem: &str, cert: &IssuedCert) -> anyhow::Result<(PathBuf, PathBuf)> {

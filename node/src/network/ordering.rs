@@ -373,6 +373,33 @@ mod tests {
     use crate::network::ClientProfile;
     use crate::proto::common::{Block, ChannelConfig, SerializedIdentity};
 
+    #[test]
+    fn keys_are_private_and_certificates_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        two_orgs(dir.path());
+        let mut keys = 0;
+        let mut stack = vec![dir.path().to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+                let name = path.file_name().unwrap().to_string_lossy().to_string();
+                if name.ends_with("-key.pem") {
+                    keys += 1;
+                    assert_eq!(mode, 0o600, "{}", path.display());
+                } else if name.ends_with("-cert.pem") {
+                    assert_eq!(mode, 0o644, "{}", path.display());
+                }
+            }
+        }
+        assert!(keys > 20, "{keys} keys");
+    }
+
     fn two_orgs(dir: &Path) -> OrderingLayout {
         generate(
             dir,
