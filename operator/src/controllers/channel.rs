@@ -10,7 +10,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
-use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
@@ -25,7 +24,7 @@ use raftnet_node::proto::common::Consenter;
 
 use super::address::node_address;
 use super::node::network_roots;
-use super::{namespace, network_of, now, SETTLED, WAITING};
+use super::{namespace, network_of, now, of_network, SETTLED, WAITING};
 use crate::apply::{apply_status, create_once};
 use crate::labels::network_labels;
 use crate::objects::NodeKind;
@@ -59,10 +58,7 @@ pub fn reports(ctx: &Context, ns: &str, names: &[String]) -> Vec<(String, NodeRe
     names
         .iter()
         .map(|node| {
-            let key = NodeKey {
-                namespace: ns.to_owned(),
-                name: node.clone(),
-            };
+            let key = NodeKey::new(ns, node);
             (node.clone(), ctx.hub.view(&key).report)
         })
         .collect()
@@ -185,14 +181,7 @@ async fn members(
     network: &str,
     ns: &str,
 ) -> Result<(Vec<Member>, Vec<String>)> {
-    let orderers: Api<Orderer> = Api::namespaced(ctx.client.clone(), ns);
-    let mut network_orderers: Vec<Orderer> = orderers
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|o| o.spec.network == network)
-        .collect();
+    let mut network_orderers: Vec<Orderer> = of_network(ctx, ns, network).await?;
     network_orderers.sort_by_key(|o| o.spec.consenter_id);
     let orderer_names: Vec<String> = network_orderers.iter().map(|o| o.name_any()).collect();
     let consenters = consenter_names(channel, &orderer_names);
@@ -205,17 +194,11 @@ async fn members(
             kind: NodeKind::Orderer,
         })
         .collect();
-    let peers: Api<Peer> = Api::namespaced(ctx.client.clone(), ns);
-    let mut channel_peers: Vec<Peer> = peers
-        .list(&ListParams::default())
+    let channel_peers: Vec<Peer> = of_network::<Peer>(ctx, ns, network)
         .await?
-        .items
         .into_iter()
-        .filter(|p| {
-            p.spec.network == network && channel.spec.organizations.contains(&p.spec.organization)
-        })
+        .filter(|p| channel.spec.organizations.contains(&p.spec.organization))
         .collect();
-    channel_peers.sort_by_key(|p| p.name_any());
     members.extend(channel_peers.iter().map(|p| Member {
         name: p.name_any(),
         msp_id: p.spec.organization.clone(),
@@ -239,10 +222,7 @@ async fn join_members(
     let mut joined = Vec::new();
     let mut joins = Vec::new();
     for member in members {
-        let key = NodeKey {
-            namespace: ns.to_owned(),
-            name: member.name.clone(),
-        };
+        let key = NodeKey::new(ns, &member.name);
         let view = ctx.hub.view(&key);
         if view.report.joined(&name) {
             ctx.hub.watch_channel(&key, &name);
@@ -399,12 +379,9 @@ fn still_joined(members: &[Member], mut joined: Vec<String>, recorded: &[String]
 }
 
 fn all_settled(ctx: &Context, ns: &str, members: &[Member]) -> bool {
-    members.iter().all(|m| {
-        ctx.hub.settled(&NodeKey {
-            namespace: ns.to_owned(),
-            name: m.name.clone(),
-        })
-    })
+    members
+        .iter()
+        .all(|m| ctx.hub.settled(&NodeKey::new(ns, &m.name)))
 }
 
 /// Writes the channel's status from its members' reports; returns whether everything is
@@ -473,10 +450,7 @@ pub async fn refresh_status(ctx: &Context, channel: &Channel) -> Result<()> {
         .iter()
         .filter(|m| {
             ctx.hub
-                .view(&NodeKey {
-                    namespace: ns.clone(),
-                    name: m.name.clone(),
-                })
+                .view(&NodeKey::new(&ns, &m.name))
                 .report
                 .joined(&channel.name_any())
         })

@@ -46,6 +46,51 @@ pub async fn network_of(ctx: &Context, namespace: &str, name: &str) -> Result<Ne
     })
 }
 
+/// The resources of one kind that belong to `network` in `namespace` (by their
+/// `spec.network`), sorted by name.
+pub async fn of_network<K>(ctx: &Context, namespace: &str, network: &str) -> Result<Vec<K>>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + InNetwork,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut items: Vec<K> = api
+        .list(&kube::api::ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|item| item.network() == network)
+        .collect();
+    items.sort_by_key(|item| item.name_any());
+    Ok(items)
+}
+
+/// A resource that names its network.
+pub trait InNetwork {
+    fn network(&self) -> &str;
+}
+
+impl InNetwork for raftnet_crds::Orderer {
+    fn network(&self) -> &str {
+        &self.spec.network
+    }
+}
+
+impl InNetwork for raftnet_crds::Peer {
+    fn network(&self) -> &str {
+        &self.spec.network
+    }
+}
+
+impl InNetwork for raftnet_crds::Channel {
+    fn network(&self) -> &str {
+        &self.spec.network
+    }
+}
+
 /// The error policy of every controller: count the error; an invalid spec waits for a change
 /// (its condition says why), a missing dependency is looked at again shortly, anything else is
 /// logged, published as a `ReconcileFailed` event on the resource and retried.

@@ -17,7 +17,7 @@ use raftnet_crds::{Channel, Network, NetworkStatus, Orderer, OrdererSpec, Peer, 
 use raftnet_node::identity::Role;
 
 use super::channel::{channel_health, reports};
-use super::{namespace, now, SETTLED};
+use super::{namespace, now, of_network, SETTLED};
 use crate::apply::{apply, apply_status, create_once};
 use crate::labels::{network_labels, MANAGER};
 use crate::objects::budget::budget;
@@ -114,11 +114,9 @@ async fn converge(ctx: &Context, network: &Network, ns: &str) -> Result<()> {
     // Children the user did not write: an orderer per consenter id, the peers of each
     // organisation.
     let orderers: Api<Orderer> = Api::namespaced(ctx.client.clone(), ns);
-    let existing = orderers.list(&ListParams::default()).await?.items;
+    let existing: Vec<Orderer> = of_network(ctx, ns, &name).await?;
     for k in 1..=network.spec.orderer_organization.orderers {
-        let taken = existing
-            .iter()
-            .any(|o| o.spec.network == name && o.spec.consenter_id == k);
+        let taken = existing.iter().any(|o| o.spec.consenter_id == k);
         if taken {
             continue;
         }
@@ -196,53 +194,24 @@ fn borrowed(
     list.iter().map(|(n, r)| (n.as_str(), r)).collect()
 }
 
-/// The names of the network's resources of one kind, sorted.
-fn names_of<K: ResourceExt>(items: Vec<K>, network: &str, of: impl Fn(&K) -> &str) -> Vec<String> {
-    let mut names: Vec<String> = items
-        .into_iter()
-        .filter(|item| of(item) == network)
-        .map(|item| item.name_any())
-        .collect();
-    names.sort();
-    names
-}
-
 /// The network's status from its nodes' reports and its channels' health; None while some
 /// node has not answered a first time (see `Hub::settled`).
 async fn observe(ctx: &Context, network: &Network, ns: &str) -> Result<Option<NetworkStatus>> {
     let name = network.name_any();
-    let orderers: Api<Orderer> = Api::namespaced(ctx.client.clone(), ns);
-    let orderer_names = names_of(
-        orderers.list(&ListParams::default()).await?.items,
-        &name,
-        |o| &o.spec.network,
-    );
-    let peers: Api<Peer> = Api::namespaced(ctx.client.clone(), ns);
-    let peer_names = names_of(
-        peers.list(&ListParams::default()).await?.items,
-        &name,
-        |p| &p.spec.network,
-    );
+    let orderers: Vec<Orderer> = of_network(ctx, ns, &name).await?;
+    let orderer_names: Vec<String> = orderers.iter().map(|o| o.name_any()).collect();
+    let peers: Vec<Peer> = of_network(ctx, ns, &name).await?;
+    let peer_names: Vec<String> = peers.iter().map(|p| p.name_any()).collect();
     let all: Vec<String> = orderer_names.iter().chain(&peer_names).cloned().collect();
     ctx.hub.retain(ns, &name, &all);
-    let unsettled = orderer_names.iter().chain(&peer_names).any(|n| {
-        !ctx.hub.settled(&NodeKey {
-            namespace: ns.to_owned(),
-            name: n.clone(),
-        })
-    });
+    let unsettled = orderer_names
+        .iter()
+        .chain(&peer_names)
+        .any(|n| !ctx.hub.settled(&NodeKey::new(ns, n)));
     if unsettled {
         return Ok(None);
     }
-    let channels: Api<Channel> = Api::namespaced(ctx.client.clone(), ns);
-    let mut channel_list: Vec<Channel> = channels
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|c| c.spec.network == name)
-        .collect();
-    channel_list.sort_by_key(|c| c.name_any());
+    let channel_list: Vec<Channel> = of_network(ctx, ns, &name).await?;
     let healths: Vec<(String, GroupHealth)> = channel_list
         .iter()
         .map(|c| (c.name_any(), channel_health(ctx, ns, c, &orderer_names)))

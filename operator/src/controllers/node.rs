@@ -214,10 +214,7 @@ pub async fn reconcile_orderer(orderer: Arc<Orderer>, ctx: Arc<Context>) -> Resu
 pub async fn write_orderer_status(ctx: &Context, orderer: &Orderer) -> Result<Option<bool>> {
     let ns = namespace(orderer)?;
     let name = orderer.name_any();
-    let key = NodeKey {
-        namespace: ns.clone(),
-        name: name.clone(),
-    };
+    let key = NodeKey::new(&ns, &name);
     if !ctx.hub.follows(&key) || !ctx.hub.settled(&key) {
         return Ok(None);
     }
@@ -297,10 +294,7 @@ pub async fn reconcile_peer(peer: Arc<Peer>, ctx: Arc<Context>) -> Result<Action
 pub async fn write_peer_status(ctx: &Context, peer: &Peer) -> Result<Option<bool>> {
     let ns = namespace(peer)?;
     let name = peer.name_any();
-    let key = NodeKey {
-        namespace: ns.clone(),
-        name: name.clone(),
-    };
+    let key = NodeKey::new(&ns, &name);
     if !ctx.hub.follows(&key) || !ctx.hub.settled(&key) {
         return Ok(None);
     }

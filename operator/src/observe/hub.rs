@@ -21,6 +21,15 @@ pub struct NodeKey {
     pub name: String,
 }
 
+impl NodeKey {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+}
+
 /// How to reach a node and what it belongs to.
 #[derive(Clone)]
 pub struct NodeTarget {
