@@ -71,29 +71,59 @@ fn schema_of(crd: &CustomResourceDefinition) -> Value {
 
 // --- The checked-in CRDs -------------------------------------------------------------------
 
+/// Both checked-in copies of the CRDs: the crate's own, and the Helm chart's `crds/` (Helm
+/// installs the files of that folder; its packages do not keep symlinks, so it holds copies).
+fn checked_in_crd_dirs() -> [(&'static str, PathBuf); 2] {
+    [
+        ("crds", crate_dir()),
+        (
+            "charts/raftnet-operator/crds",
+            crate_dir().join("../charts/raftnet-operator/crds"),
+        ),
+    ]
+}
+
 #[test]
 fn checked_in_crds_are_what_the_types_generate() {
-    for (file, crd) in crd::all() {
-        let generated = crd::to_yaml(&crd).unwrap();
-        let checked_in = std::fs::read_to_string(crate_dir().join(file)).unwrap_or_default();
-        if checked_in != generated {
-            let line = checked_in
-                .lines()
-                .zip(generated.lines())
-                .position(|(old, new)| old != new)
-                .unwrap_or_else(|| checked_in.lines().count().min(generated.lines().count()));
-            panic!(
-                "crds/{file} is stale or missing (first difference at line {}): \
-                 run `cargo run -p raftnet-crds --bin crdgen`",
-                line + 1
+    for (dir_name, dir) in checked_in_crd_dirs() {
+        for (file, crd) in crd::all() {
+            let generated = crd::to_yaml(&crd).unwrap();
+            let checked_in = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            if checked_in != generated {
+                let line = checked_in
+                    .lines()
+                    .zip(generated.lines())
+                    .position(|(old, new)| old != new)
+                    .unwrap_or_else(|| checked_in.lines().count().min(generated.lines().count()));
+                panic!(
+                    "{dir_name}/{file} is stale or missing (first difference at line {}): \
+                     run `cargo run -p raftnet-crds --bin crdgen`",
+                    line + 1
+                );
+            }
+            let parsed: CustomResourceDefinition = serde_yaml::from_str(&checked_in).unwrap();
+            assert_eq!(
+                parsed, crd,
+                "{dir_name}/{file} reads back as the CRD it was written from"
             );
         }
-        let parsed: CustomResourceDefinition = serde_yaml::from_str(&checked_in).unwrap();
-        assert_eq!(
-            parsed, crd,
-            "crds/{file} reads back as the CRD it was written from"
-        );
     }
+}
+
+#[test]
+fn the_chart_holds_exactly_the_generated_crds() {
+    let dir = &checked_in_crd_dirs()[1].1;
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|err| panic!("{}: {err}", dir.display()))
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    let mut expected: Vec<String> = crd::all().iter().map(|(f, _)| f.to_string()).collect();
+    expected.sort();
+    assert_eq!(
+        found, expected,
+        "charts/raftnet-operator/crds holds a file crdgen does not write (Helm would install it)"
+    );
 }
 
 #[test]

@@ -4,7 +4,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use futures::StreamExt;
 use prost::Message;
 use serde_json::json;
 
@@ -131,7 +130,7 @@ pub async fn channel(c: ChannelCommand) -> anyhow::Result<()> {
             let (kind, addrs) = nodes.resolve()?;
             let client = identity.client()?;
             if watch {
-                watch_status(&client, kind, &addrs, &channel, output).await
+                watch_status(client, kind, &addrs, &channel, output).await
             } else {
                 status(&client, kind, &addrs, &channel, output).await
             }
@@ -274,42 +273,84 @@ async fn status(
     Ok(())
 }
 
-/// Like `kubectl get -w`: a header, then one row per change from any node.
+/// Like `kubectl get -w`: a header, then one row per change from any node. It follows every
+/// node through outages (a node that is down or restarts shows a row with the error, then rows
+/// again once it answers) and runs until it is stopped, so it can watch a lab of killed leaders.
 async fn watch_status(
-    client: &Client,
+    client: Client,
     kind: NodeKind,
     addrs: &[String],
     channel: &str,
     output: Format,
 ) -> anyhow::Result<()> {
-    let mut streams = futures::stream::SelectAll::new();
+    let client = std::sync::Arc::new(client);
+    let (rows, mut rx) = tokio::sync::mpsc::channel::<StatusRow>(64);
     for addr in addrs {
-        let addr2 = addr.clone();
-        let s = client.watch(addr, channel).await?;
-        streams.push(s.map(move |r| (addr2.clone(), r)).boxed());
+        let (client, rows, addr, channel) = (
+            client.clone(),
+            rows.clone(),
+            addr.clone(),
+            channel.to_string(),
+        );
+        tokio::spawn(async move { follow_node(&client, &addr, &channel, rows).await });
     }
+    drop(rows);
     if matches!(output, Format::Table) {
         println!("{}", fixed_width_line(header(kind), widths(kind)));
     }
-    while let Some((addr, item)) = streams.next().await {
-        let row = match item {
-            Ok(s) => StatusRow {
-                address: addr,
-                status: Some(s),
-                error: None,
-            },
-            Err(e) => StatusRow {
-                address: addr,
-                status: None,
-                error: Some(e.message().to_string()),
-            },
-        };
+    while let Some(row) = rx.recv().await {
         match output {
             Format::Json => println!("{}", row_json(kind, &row)),
             Format::Table => println!("{}", fixed_width_line(&cells(kind, &row), widths(kind))),
         }
     }
     Ok(())
+}
+
+/// One node's `WatchStatus`, reconnected after each failure; an error row is sent once per
+/// outage (not on every retry) so the output shows when a node went away and came back.
+async fn follow_node(
+    client: &Client,
+    addr: &str,
+    channel: &str,
+    rows: tokio::sync::mpsc::Sender<StatusRow>,
+) {
+    const RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+    let mut down = false;
+    loop {
+        let error = match client.watch(addr, channel).await {
+            Ok(mut stream) => loop {
+                match stream.message().await {
+                    Ok(Some(s)) => {
+                        down = false;
+                        let row = StatusRow {
+                            address: addr.to_string(),
+                            status: Some(s),
+                            error: None,
+                        };
+                        if rows.send(row).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break "the node closed the status stream".to_string(),
+                    Err(e) => break e.message().to_string(),
+                }
+            },
+            Err(e) => format!("{e:#}"),
+        };
+        if !down {
+            down = true;
+            let row = StatusRow {
+                address: addr.to_string(),
+                status: None,
+                error: Some(error),
+            };
+            if rows.send(row).await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(RETRY).await;
+    }
 }
 
 pub async fn submit(a: SubmitArgs) -> anyhow::Result<()> {

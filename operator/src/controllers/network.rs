@@ -150,13 +150,7 @@ async fn converge(ctx: &Context, network: &Network, ns: &str) -> Result<()> {
         }
     }
 
-    let budget = budget(
-        &ctx.budget_api,
-        &name,
-        ns,
-        network.spec.orderer_organization.orderers,
-        &owner,
-    );
+    let budget = budget(&ctx.budget_api, &name, ns, &owner);
     let budgets: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ctx.budget_api);
     let applied = budgets.get_opt(&budget.name_any()).await?;
     let same = applied.is_some_and(|b| b.data.get("spec") == budget.data.get("spec"));

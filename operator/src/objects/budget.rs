@@ -1,6 +1,6 @@
-//! A network's PodDisruptionBudget: a voluntary disruption (a node drain) may never take down
-//! more orderers than the Raft group tolerates. One budget per network over all its orderers
-//! (a pod in two budgets cannot be evicted at all), sized for the whole group.
+//! A network's PodDisruptionBudget: a voluntary disruption (a node drain) takes down one
+//! orderer at a time. One budget per network over all its orderers (a pod in two budgets
+//! cannot be evicted at all).
 //! policy/v1 where the server has it; Kubernetes 1.20 has only policy/v1beta1, which
 //! k8s-openapi no longer types, so the budget is built as JSON for either version.
 
@@ -14,10 +14,13 @@ pub fn budget_name(network: &str) -> String {
     format!("{network}-orderers")
 }
 
-/// How many of `orderers` must stay up: a majority.
-pub fn min_available(orderers: u32) -> u32 {
-    orderers / 2 + 1
-}
+/// Orderers a voluntary disruption may take down at a time: one. A drain then waits for the
+/// evicted orderer to be Ready again before taking the next, so a Raft group of 3 or more keeps
+/// its quorum, and a group of 5 or more can still lose a member to a crash mid-drain (a budget
+/// of "a majority available" would let a drain take 2 of 5 at once and leave no margin, as the
+/// Kubernetes ZooKeeper tutorial's `maxUnavailable: 1` avoids). Groups of 1 or 2 have no
+/// margin at all; blocking their drains forever would be worse than the brief outage.
+pub const MAX_UNAVAILABLE: u32 = 1;
 
 /// The API resource of PodDisruptionBudget in `version` (`v1` or `v1beta1`).
 pub fn api_resource(version: &str) -> ApiResource {
@@ -28,12 +31,11 @@ pub fn api_resource(version: &str) -> ApiResource {
     ))
 }
 
-/// The budget of a network with `orderers` orderers, owned by the network.
+/// The budget of a network's orderers, owned by the network.
 pub fn budget(
     resource: &ApiResource,
     network: &str,
     namespace: &str,
-    orderers: u32,
     owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
 ) -> DynamicObject {
     let mut selector = network_labels(network);
@@ -44,22 +46,9 @@ pub fn budget(
     object.metadata.owner_references = Some(vec![owner.clone()]);
     object.data = json!({
         "spec": {
-            "minAvailable": min_available(orderers),
+            "maxUnavailable": MAX_UNAVAILABLE,
             "selector": { "matchLabels": selector },
         }
     });
     object
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn majority_stays_up() {
-        assert_eq!(min_available(1), 1);
-        assert_eq!(min_available(3), 2);
-        assert_eq!(min_available(5), 3);
-        assert_eq!(min_available(9), 5);
-    }
 }
