@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real single-node Kubernetes v1.20.2 cluster on this machine, without Docker: every daemon runs
 # on the host inside one private network namespace, is started and stopped by its recorded PID,
-# and `down` leaves nothing behind. Facts behind each step: /work/shared/docs/local-kubernetes.md.
+# and `down` leaves nothing behind. Facts behind each step: the team's shared docs/local-kubernetes.md.
 #
 #   e2e/cluster/local.sh up                 bring the cluster up; prints `export KUBECONFIG=...` last
 #   e2e/cluster/local.sh down               stop and remove everything (idempotent)

@@ -1,5 +1,6 @@
 //! The client pod (Fabric's `cli` container): the node image, each peer organisation's client
-//! Secret mounted, and `raftnet channel status -w` as its main process, so that
+//! Secret and the orderer organisation's admin Secret mounted, and `raftnet channel status -w`
+//! (as that admin) as its main process, so that
 //! `kubectl logs -f raftnet-cli` shows every orderer's role and leader as it changes. The lab
 //! runs `raftnet chaincode query|invoke` in it with `kubectl exec`.
 
@@ -13,6 +14,8 @@ use crate::cluster::{Cluster, CHANNEL, CONTRACT, NETWORK};
 use crate::wait;
 
 pub const POD: &str = "raftnet-cli";
+/// Where the orderer organisation's admin Secret is mounted.
+const ORDERER_ADMIN: &str = "/clients/orderer-admin";
 
 /// The client pod of a cluster's network.
 pub struct CliPod {
@@ -37,8 +40,14 @@ impl CliPod {
         orderers: u32,
     ) -> anyhow::Result<Self> {
         let orderer_addrs = cluster.orderer_addresses(orderers);
-        let mut volumes = Vec::new();
-        let mut mounts = Vec::new();
+        // The orderers' status is an admin call of their organisation: the watch runs as the
+        // orderer organisation's admin; queries and invokes as each peer organisation's client.
+        let mut volumes = vec![json!({
+            "name": "orderer-admin",
+            "secret": {"secretName": format!("{NETWORK}-orderermsp-admin"), "defaultMode": 0o440}
+        })];
+        let mut mounts =
+            vec![json!({"name": "orderer-admin", "mountPath": ORDERER_ADMIN, "readOnly": true})];
         for org in orgs {
             volumes.push(json!({
                 "name": org,
@@ -67,7 +76,7 @@ impl CliPod {
                     "command": ["raftnet", "channel", "status", "--watch", "-c", CHANNEL,
                                 "--orderer", orderer_addrs.join(",")],
                     "env": [{"name": "RAFTNET_IDENTITY",
-                             "value": format!("/clients/{}/profile.yaml", orgs[0])}],
+                             "value": format!("{ORDERER_ADMIN}/profile.yaml")}],
                     "volumeMounts": mounts,
                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
                     "securityContext": {

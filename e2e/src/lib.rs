@@ -6,6 +6,7 @@
 pub mod cli_pod;
 pub mod cluster;
 pub mod diagnose;
+pub mod dns;
 pub mod install;
 pub mod kubectl;
 pub mod lab;

@@ -16,58 +16,41 @@
 //! ```text
 //! cluster-dns --hosts FILE --dnsmasq-pid FILE [--kubeconfig FILE] [--domain cluster.local]
 //! ```
-//!
-//! Without `--kubeconfig` the usual inference applies (`KUBECONFIG`, `~/.kube/config`, in-cluster).
 
-use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use clap::Parser;
 use futures::stream::{BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::NamespaceResourceScope;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, Resource};
+use raftnet_e2e::dns::hosts_file;
 use serde::de::DeserializeOwned;
 
-const USAGE: &str =
-    "usage: cluster-dns --hosts FILE --dnsmasq-pid FILE [--kubeconfig FILE] [--domain DOMAIN]";
-
-/// The command line. Parsed by hand: the crate has no argument parser and four flags need none.
+/// The command line.
+#[derive(Parser)]
+#[command(
+    about = "Keeps dnsmasq's hosts file in step with the cluster's Pods, Services and Endpoints"
+)]
 struct Args {
+    /// The hosts file dnsmasq reads (`--addn-hosts`).
+    #[arg(long, value_name = "FILE")]
     hosts: PathBuf,
+    /// dnsmasq's pid file, for the SIGHUP that makes it re-read the hosts file.
+    #[arg(long, value_name = "FILE")]
     dnsmasq_pid: PathBuf,
+    /// The kubeconfig to watch with [default: the usual inference: KUBECONFIG, ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
     domain: String,
-}
-
-fn parse_args() -> anyhow::Result<Args> {
-    let (mut hosts, mut dnsmasq_pid, mut kubeconfig) = (None, None, None);
-    let mut domain = "cluster.local".to_string();
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
-        match flag.as_str() {
-            "--hosts" => hosts = Some(PathBuf::from(value)),
-            "--dnsmasq-pid" => dnsmasq_pid = Some(PathBuf::from(value)),
-            "--kubeconfig" => kubeconfig = Some(PathBuf::from(value)),
-            "--domain" => domain = value,
-            _ => bail!("unknown argument {flag}\n{USAGE}"),
-        }
-    }
-    Ok(Args {
-        hosts: hosts.with_context(|| format!("--hosts is required\n{USAGE}"))?,
-        dnsmasq_pid: dnsmasq_pid.with_context(|| format!("--dnsmasq-pid is required\n{USAGE}"))?,
-        kubeconfig,
-        domain,
-    })
 }
 
 /// A watch of all objects of one kind, mirrored into `writer`'s store. Each item says whether the
@@ -88,77 +71,6 @@ where
         .reflect(writer)
         .map(|event| event.map(|e| matches!(e, watcher::Event::InitDone)))
         .boxed()
-}
-
-/// The hosts file for the current objects: one `IP NAME` line per record, sorted, so the same
-/// cluster state always gives the same bytes and unchanged states can be recognized.
-fn hosts_file(
-    pods: &[Arc<Pod>],
-    services: &[Arc<Service>],
-    endpoints: &[Arc<Endpoints>],
-    domain: &str,
-) -> String {
-    let mut records = BTreeSet::new(); // (name, ip)
-
-    for pod in pods {
-        let ns = pod.namespace().unwrap_or_default();
-        let (Some(spec), Some(status)) = (&pod.spec, &pod.status) else {
-            continue;
-        };
-        if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
-            continue; // its IP may already belong to another pod
-        }
-        if let (Some(host), Some(sub), Some(ip)) = (&spec.hostname, &spec.subdomain, &status.pod_ip)
-        {
-            records.insert((format!("{host}.{sub}.{ns}.svc.{domain}"), ip.clone()));
-        }
-    }
-
-    let endpoints: HashMap<(String, String), &Endpoints> = endpoints
-        .iter()
-        .map(|ep| ((ep.namespace().unwrap_or_default(), ep.name_any()), &**ep))
-        .collect();
-    for svc in services {
-        let (ns, name) = (svc.namespace().unwrap_or_default(), svc.name_any());
-        let Some(spec) = &svc.spec else { continue };
-        let fqdn = format!("{name}.{ns}.svc.{domain}");
-        if spec.type_.as_deref() == Some("ExternalName") {
-            continue; // a CNAME, which a hosts file cannot express
-        }
-        match spec.cluster_ip.as_deref() {
-            Some("None") => {
-                let Some(ep) = endpoints.get(&(ns, name)) else {
-                    continue;
-                };
-                let with_not_ready = spec.publish_not_ready_addresses == Some(true);
-                for subset in ep.subsets.iter().flatten() {
-                    let not_ready = subset.not_ready_addresses.iter().flatten();
-                    let addresses = subset
-                        .addresses
-                        .iter()
-                        .flatten()
-                        .chain(not_ready.filter(|_| with_not_ready));
-                    for addr in addresses {
-                        records.insert((fqdn.clone(), addr.ip.clone()));
-                        if let Some(host) = &addr.hostname {
-                            records.insert((format!("{host}.{fqdn}"), addr.ip.clone()));
-                        }
-                    }
-                }
-            }
-            Some(ip) if !ip.is_empty() => {
-                records.insert((fqdn, ip.to_string()));
-            }
-            _ => {} // not allocated yet
-        }
-    }
-
-    let mut out =
-        String::from("# Written by cluster-dns from the cluster's objects; do not edit.\n");
-    for (name, ip) in records {
-        out.push_str(&format!("{ip} {name}\n"));
-    }
-    out
 }
 
 /// Replaces `path` with `content` in one step, so dnsmasq never reads a half-written file.
@@ -202,7 +114,7 @@ async fn client(args: &Args) -> anyhow::Result<Client> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let args = Args::parse();
     let client = client(&args).await?;
 
     let (pods, pods_writer) = reflector::store::<Pod>();

@@ -1,23 +1,31 @@
 //! The seed lab on a Kubernetes cluster, narrated for a person to watch (in another terminal:
 //! `kubectl get orderers -n raftnet-lab -w`, or `kubectl logs -f raftnet-cli -n raftnet-lab`).
 //!
-//!   cargo run -p raftnet-e2e --bin kube-lab [-- NAMESPACE]
+//!   cargo run -p raftnet-e2e --bin kube-lab [-- --namespace NS]
 //!
 //! Installs the operator from the chart unless it runs, applies `deploy/first-network.yaml` in
-//! NAMESPACE (default raftnet-lab), plays the twelve steps and leaves the network running.
+//! the namespace (default raftnet-lab), plays the twelve steps and leaves the network running.
 
 use std::time::Instant;
+
+use clap::Parser;
 
 use raftnet_e2e::cluster::Cluster;
 use raftnet_e2e::install;
 use raftnet_e2e::kubectl::Kubectl;
 use raftnet_e2e::lab::Lab;
 
+/// The seed lab on the cluster KUBECONFIG names, narrated.
+#[derive(Parser)]
+struct Args {
+    /// The namespace the lab's network runs in (created if missing).
+    #[arg(long, default_value = "raftnet-lab")]
+    namespace: String,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let namespace = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "raftnet-lab".into());
+    let namespace = Args::parse().namespace;
     let cluster = Cluster::connect(&namespace).await?;
     let kubectl = Kubectl::new("default");
     if kubectl

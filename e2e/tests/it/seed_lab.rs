@@ -39,6 +39,7 @@ async fn seed_lab_with_kubectl() {
         .await;
     }
     let scenarios = async {
+        watched_from_the_client_pod(&lab.cluster).await?;
         lab.restore().await.context("restoring every orderer")?;
         timed_failovers(&mut lab, 4)
             .await
@@ -88,6 +89,26 @@ async fn prepare(cluster: &Cluster) -> anyhow::Result<()> {
 async fn fail(namespace: &str, why: String) -> ! {
     eprintln!("{}", diagnose::report(namespace).await);
     panic!("{why}");
+}
+
+/// What a person following `kubectl logs -f raftnet-cli` saw: the orderers' roles as they
+/// changed, several leaders among them.
+async fn watched_from_the_client_pod(cluster: &Cluster) -> anyhow::Result<()> {
+    let log = cluster
+        .kubectl
+        .run(&["logs", raftnet_e2e::cli_pod::POD])
+        .await?;
+    let leaders: std::collections::BTreeSet<&str> = log
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some("Leader"))
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .collect();
+    ensure!(
+        leaders.len() >= 2,
+        "kubectl logs raftnet-cli shows leaders {leaders:?}, expected the lab's changes:\n{log}"
+    );
+    println!("kubectl logs raftnet-cli showed the leaders {leaders:?}");
+    Ok(())
 }
 
 /// Deletes the leader's pod `rounds` times, each after the network is whole again, and prints

@@ -301,7 +301,13 @@ async fn watch_status(
     while let Some(row) = rx.recv().await {
         match output {
             Format::Json => println!("{}", row_json(kind, &row)),
-            Format::Table => println!("{}", fixed_width_line(&cells(kind, &row), widths(kind))),
+            Format::Table => {
+                println!("{}", fixed_width_line(&cells(kind, &row), widths(kind)));
+                // The row only says "Unavailable"; why is worth a line.
+                if let Some(e) = &row.error {
+                    eprintln!("{}: {e}", row.address);
+                }
+            }
         }
     }
     Ok(())

@@ -11,8 +11,8 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, ResourceRequirements, SecretVolumeSource, SecurityContext, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -220,6 +220,12 @@ pub fn stateful_set(node: &NodeObjects, pod: &PodSettings) -> StatefulSet {
                         run_as_user: Some(NODE_UID),
                         run_as_group: Some(NODE_UID),
                         fs_group: Some(NODE_UID),
+                        // The container runtime's default syscall filter (the "restricted"
+                        // Pod Security Standard asks for it; a field since Kubernetes 1.19).
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..SeccompProfile::default()
+                        }),
                         ..PodSecurityContext::default()
                     }),
                     volumes: Some(vec![
@@ -307,6 +313,13 @@ mod tests {
         let sc = c.security_context.as_ref().unwrap();
         assert_eq!(sc.read_only_root_filesystem, Some(true));
         assert_eq!(sc.run_as_non_root, Some(true));
+        let seccomp = pod
+            .security_context
+            .as_ref()
+            .unwrap()
+            .seccomp_profile
+            .as_ref();
+        assert_eq!(seccomp.unwrap().type_, "RuntimeDefault");
         let path = |p: &Option<Probe>| p.as_ref().unwrap().http_get.as_ref().unwrap().path.clone();
         assert_eq!(path(&c.liveness_probe).as_deref(), Some("/healthz"));
         assert_eq!(path(&c.readiness_probe).as_deref(), Some("/readyz"));
