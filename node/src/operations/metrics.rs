@@ -25,6 +25,7 @@ pub struct Metrics {
     pub proposal_failures: IntCounterVec,
     pub data_persist_duration: HistogramVec,
     pub chain_halted: IntGaugeVec,
+    pub cluster_refused_messages: IntCounterVec,
     pub broadcast_processed_count: IntCounterVec,
     pub broadcast_validate_duration: HistogramVec,
     pub deliver_blocks_sent: IntCounterVec,
@@ -113,6 +114,12 @@ impl Metrics {
                 "raftnet_chain_halted",
                 "1 when the channel's chain has halted (see the admin API's halt_error), else 0.",
                 ch,
+            ),
+            cluster_refused_messages: counter(
+                &r,
+                "raftnet_cluster_refused_messages_total",
+                "Raft messages from consenters refused (a type they do not send, another node's, a TimeoutNow not from the leader, a commit beyond the log), by type.",
+                &["channel", "type"],
             ),
             broadcast_processed_count: counter(
                 &r,

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::handoff::TransferError;
@@ -10,7 +11,7 @@ use super::registrar::Registrar;
 use crate::adminapi::{authorize, genesis_of, join, node_info, status_stream, StatusStream};
 use crate::proto::admin::{
     admin_server, ChannelInfo, ChannelStatus, ChannelStatusRequest, JoinChannelRequest,
-    ListChannelsRequest, ListChannelsResponse, NodeInfoRequest, NodeInfoResponse,
+    ListChannelsRequest, ListChannelsResponse, NodeInfoRequest, NodeInfoResponse, Role,
     TransferLeadershipRequest, TransferLeadershipResponse,
 };
 
@@ -24,13 +25,32 @@ impl AdminService {
     }
 
     fn chain(&self, channel: &str) -> Result<Arc<super::chain::ChainHandle>, Status> {
-        self.reg.get(channel).ok_or_else(|| {
-            Status::not_found(format!(
-                "channel {channel:?} is not joined on {}",
-                self.reg.name
-            ))
+        self.reg
+            .get(channel)
+            .ok_or_else(|| match self.reg.broken(channel) {
+                Some(reason) => Status::unavailable(broken_message(&reason)),
+                None => Status::not_found(format!(
+                    "channel {channel:?} is not joined on {}",
+                    self.reg.name
+                )),
+            })
+    }
+
+    /// The status of a channel that could not be opened at start-up: halted, with why.
+    fn broken_status(&self, channel: &str) -> Option<ChannelStatus> {
+        let reason = self.reg.broken(channel)?;
+        Some(ChannelStatus {
+            channel_id: channel.to_string(),
+            node_name: self.reg.name.clone(),
+            role: Role::Halted as i32,
+            halt_error: broken_message(&reason),
+            ..ChannelStatus::default()
         })
     }
+}
+
+fn broken_message(reason: &str) -> String {
+    format!("the channel could not be opened at start-up: {reason}")
 }
 
 /// A consenter named by name (`orderer3`) or id (`3`).
@@ -109,9 +129,13 @@ impl admin_server::Admin for AdminService {
         req: Request<ListChannelsRequest>,
     ) -> Result<Response<ListChannelsResponse>, Status> {
         self.authorize(&req)?;
-        Ok(Response::new(ListChannelsResponse {
-            channels: self.reg.list().iter().map(|c| info(c)).collect(),
-        }))
+        let mut channels: Vec<ChannelInfo> = self.reg.list().iter().map(|c| info(c)).collect();
+        channels.extend(self.reg.broken_channels().into_iter().map(|c| ChannelInfo {
+            channel_id: c,
+            height: 0,
+            consenter: true,
+        }));
+        Ok(Response::new(ListChannelsResponse { channels }))
     }
 
     async fn channel_status(
@@ -119,6 +143,9 @@ impl admin_server::Admin for AdminService {
         req: Request<ChannelStatusRequest>,
     ) -> Result<Response<ChannelStatus>, Status> {
         self.authorize(&req)?;
+        if let Some(status) = self.broken_status(&req.get_ref().channel_id) {
+            return Ok(Response::new(status));
+        }
         let chain = self.chain(&req.get_ref().channel_id)?;
         Ok(Response::new(chain.status().to_proto(
             &chain.config,
@@ -135,6 +162,13 @@ impl admin_server::Admin for AdminService {
         req: Request<ChannelStatusRequest>,
     ) -> Result<Response<StatusStream>, Status> {
         self.authorize(&req)?;
+        if let Some(status) = self.broken_status(&req.get_ref().channel_id) {
+            // It stays as it is until a restart: one answer, and the stream stays open.
+            let once = futures::stream::once(async move { Ok(status) });
+            return Ok(Response::new(Box::pin(
+                once.chain(futures::stream::pending()),
+            )));
+        }
         let chain = self.chain(&req.get_ref().channel_id)?;
         let rx = chain.watch_status();
         let stream = status_stream(rx, move |s| {
@@ -160,7 +194,10 @@ impl admin_server::Admin for AdminService {
             "orderer",
             r.tls_der(),
             r.signer.cert_pem(),
-            r.list().iter().map(|c| c.channel_id().to_string()),
+            r.list()
+                .iter()
+                .map(|c| c.channel_id().to_string())
+                .chain(r.broken_channels()),
         )))
     }
 

@@ -490,6 +490,11 @@ impl Chain {
         match ev {
             Event::Step(m) => {
                 let from = m.from;
+                let (leader, last) = (self.raw.raft.leader_id, self.raw.raft.raft_log.last_index());
+                if let Err(r) = super::raft_guard::check_against_state(&m, leader, last) {
+                    super::raft_guard::count(&self.channel, from, &r);
+                    return true;
+                }
                 if let Err(e) = self.raw.step(*m) {
                     tracing::debug!(channel = %self.channel, from, error = %e, "raft step failed");
                 }

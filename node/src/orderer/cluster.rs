@@ -12,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::chain::{ChainHandle, Outcome};
+use super::raft_guard;
 use super::registrar::Registrar;
 use crate::proto::cluster::{
     cluster_server, StepRequest, StepResponse, SubmitRequest, SubmitResponse,
@@ -66,6 +67,10 @@ impl cluster_server::Cluster for ClusterService {
                 ));
             }
             chain.contacts.touch(sender);
+            if let Err(r) = raft_guard::check_addressing(&m, chain.node_id) {
+                raft_guard::count(&msg.channel_id, sender, &r);
+                continue;
+            }
             chain.step(m);
         }
         Ok(Response::new(StepResponse {}))
@@ -131,7 +136,8 @@ fn refusal(request_id: u64, info: String) -> SubmitResponse {
     }
 }
 
-/// Orders an envelope a follower forwarded (and already validated) while this node leads.
+/// Orders an envelope a follower forwarded while this node leads. The follower validated it,
+/// but a consenter is not trusted with that: the leader validates it as its own Broadcast does.
 async fn order_forwarded(
     chain: &ChainHandle,
     request_id: u64,
@@ -140,9 +146,19 @@ async fn order_forwarded(
     let Some(env) = env else {
         return refusal(request_id, "no envelope".into());
     };
-    let tx_id = match super::msgprocessor::open(&env) {
-        Ok(p) => p.header.map(|h| h.tx_id).unwrap_or_default(),
-        Err(r) => return refusal(request_id, r.info),
+    let size = prost::Message::encoded_len(&env);
+    let validated = super::msgprocessor::open(&env)
+        .and_then(|payload| super::msgprocessor::validate(chain, &env, &payload, size));
+    let tx_id = match validated {
+        Ok(tx_id) => tx_id,
+        Err(r) => {
+            return SubmitResponse {
+                status: r.status as i32,
+                info: format!("refused by the leader: {}", r.info),
+                block_number: 0,
+                request_id,
+            }
+        }
     };
     if chain.status().leader_id != chain.node_id {
         return refusal(

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -27,6 +27,11 @@ pub struct Registrar {
     pub forwarder: Forwarder,
     runtime: tokio::runtime::Handle,
     chains: RwLock<HashMap<String, Arc<ChainHandle>>>,
+    /// Channels found on disk at start-up that could not be opened, with why: reported in
+    /// their status, never fatal for the others.
+    broken: RwLock<HashMap<String, String>>,
+    /// Held by a join: two joins of one channel at once must not both start its chain.
+    joining: Mutex<()>,
     /// The node's own organisation, for checking admin certificates.
     pub own_org: MspSet,
     /// The orderer's signing identity (OU=orderer): it signs the blocks it creates.
@@ -82,6 +87,8 @@ impl Registrar {
             forwarder: Forwarder::default(),
             runtime,
             chains: RwLock::new(HashMap::new()),
+            broken: RwLock::new(HashMap::new()),
+            joining: Mutex::new(()),
             own_org,
             signer: Arc::new(signer),
             stopping: AtomicBool::new(false),
@@ -94,16 +101,50 @@ impl Registrar {
                 let dir = entry?.path();
                 let genesis = dir.join(GENESIS_FILE);
                 if !genesis.is_file() {
+                    // A join that never finished: no marker, nothing to reopen.
                     continue;
                 }
-                let bytes = std::fs::read(&genesis)?;
-                let block = Block::decode(&bytes[..])
-                    .with_context(|| format!("{} is corrupt", genesis.display()))?;
-                let cfg = channel_config(&block).map_err(anyhow::Error::msg)?;
-                reg.start_chain(cfg, None)?;
+                // One broken channel must not keep the orderer (and its other channels) down.
+                if let Err(e) = reg.reopen(&genesis) {
+                    let channel = dir.file_name().unwrap_or_default().to_string_lossy();
+                    let reason = format!("{e:#}");
+                    tracing::error!(channel = %channel, error = %reason, "cannot open the channel; serving the others");
+                    reg.broken
+                        .write()
+                        .expect("broken")
+                        .insert(channel.into_owned(), reason);
+                }
             }
         }
         Ok(reg)
+    }
+
+    /// Starts the chain of a channel joined before, from its marker file.
+    fn reopen(&self, genesis: &std::path::Path) -> anyhow::Result<()> {
+        let bytes = std::fs::read(genesis)?;
+        let block = Block::decode(&bytes[..])
+            .with_context(|| format!("{} is corrupt", genesis.display()))?;
+        let cfg = channel_config(&block).map_err(anyhow::Error::msg)?;
+        self.start_chain(cfg, None)?;
+        Ok(())
+    }
+
+    /// Why a channel on disk could not be opened at start-up, if it could not.
+    pub fn broken(&self, channel: &str) -> Option<String> {
+        self.broken.read().expect("broken").get(channel).cloned()
+    }
+
+    /// The channels that could not be opened at start-up, by name.
+    pub fn broken_channels(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .broken
+            .read()
+            .expect("broken")
+            .keys()
+            .cloned()
+            .collect();
+        v.sort();
+        v
     }
 
     /// The node's TLS certificate (DER).
@@ -163,10 +204,19 @@ impl Registrar {
 
     /// Joins the channel whose genesis block this is.
     pub fn join(&self, genesis: Block) -> Result<Arc<ChainHandle>, JoinError> {
+        let _one_at_a_time = self.joining.lock().expect("joining");
         let cfg = channel_config(&genesis).map_err(JoinError::Invalid)?;
         check_config(&cfg).map_err(|e| JoinError::Invalid(format!("{e:#}")))?;
         if self.get(&cfg.channel_id).is_some() {
             return Err(JoinError::AlreadyJoined(cfg.channel_id));
+        }
+        if let Some(reason) = self.broken(&cfg.channel_id) {
+            let dir = self.data_dir.join("channels").join(&cfg.channel_id);
+            return Err(JoinError::Invalid(format!(
+                "channel {} is on this orderer but could not be opened at start-up ({reason}); move {} aside and restart the orderer to join it afresh",
+                cfg.channel_id,
+                dir.display()
+            )));
         }
         if self.my_consenter_id(&cfg).is_none() {
             return Err(JoinError::Invalid(format!(
@@ -175,11 +225,14 @@ impl Registrar {
             )));
         }
         let dir = self.data_dir.join("channels").join(&cfg.channel_id);
-        std::fs::create_dir_all(&dir)
-            .and_then(|_| std::fs::write(dir.join(GENESIS_FILE), genesis.encode_to_vec()))
-            .map_err(|e| JoinError::Internal(e.into()))?;
-        self.start_chain(cfg, Some(&genesis))
-            .map_err(JoinError::Internal)
+        let chain = self
+            .start_chain(cfg, Some(&genesis))
+            .map_err(JoinError::Internal)?;
+        // The marker that reopens the channel after a restart, written last and durably: a
+        // crash before it leaves a ledger that a new join picks up, never a marker without one.
+        write_durably(&dir, GENESIS_FILE, &genesis.encode_to_vec())
+            .map_err(|e| JoinError::Internal(e.context("writing the channel's genesis block")))?;
+        Ok(chain)
     }
 
     /// Takes a broadcast, unless the orderer is stopping.
@@ -273,4 +326,17 @@ impl crate::operations::Readiness for Registrar {
             })
             .collect()
     }
+}
+
+/// Writes `dir/name` through a temporary file, fsync and rename, then syncs the directory: after
+/// a crash the file is either absent or whole.
+fn write_durably(dir: &std::path::Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
 }

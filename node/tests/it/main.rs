@@ -8,6 +8,8 @@ mod failover;
 mod fuzz;
 mod halt;
 mod handoff;
+mod hostile_consenter;
+mod joins;
 mod limits;
 mod local_up;
 mod operations;
