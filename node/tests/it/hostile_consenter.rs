@@ -60,9 +60,10 @@ async fn a_hostile_consenter_is_refused_and_the_channel_keeps_ordering() {
     let term = before.term;
 
     let mut propose = raft_message(MessageType::MsgPropose, from, me, term);
-    let mut entry = Entry::default();
-    entry.data = FORGED.to_vec().into();
-    propose.mut_entries().push(entry);
+    propose.mut_entries().push(Entry {
+        data: FORGED.to_vec().into(),
+        ..Entry::default()
+    });
     // Forces an election past pre-vote and the leader's lease.
     let timeout_now = raft_message(MessageType::MsgTimeoutNow, from, me, term);
     // raft-rs would commit past the end of the log and panic the chain's thread.
