@@ -3,7 +3,8 @@
 //! Ports are drawn at random below the kernel's ephemeral range, because a port the kernel
 //! hands out can be taken by any outgoing connection before the node binds it. A port is
 //! also reserved with a marker file for [`RESERVATION`], so that several networks generated
-//! at the same time (parallel tests, two `raftnet up`) never draw the same port.
+//! at the same time (parallel tests, two `raftnet up`) never draw the same port. Markers live
+//! in a private directory of the user: other users can neither read nor plant them.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,16 +12,23 @@ use std::time::Duration;
 /// How long a drawn port stays reserved for the process that drew it.
 const RESERVATION: Duration = Duration::from_secs(600);
 
-fn reservations() -> PathBuf {
-    std::env::temp_dir().join("raftnet-ports")
+/// The user's own marker directory (`$TMPDIR/raftnet-ports-UID`, mode 0700). None when it
+/// cannot be made or is not ours and private (another user made it first, or it is a
+/// symlink): then markers are skipped and the bind check alone guards the draw.
+fn reservations() -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let dir = std::env::temp_dir().join(format!("raftnet-ports-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    (meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0).then_some(dir)
 }
 
 /// Reserves `port` unless another process reserved it recently.
 fn reserve(port: u16) -> bool {
-    let dir = reservations();
-    if std::fs::create_dir_all(&dir).is_err() {
-        return true; // No shared directory: rely on the bind check alone.
-    }
+    let Some(dir) = reservations() else {
+        return true;
+    };
     let marker = dir.join(port.to_string());
     let fresh = std::fs::metadata(&marker)
         .and_then(|m| m.modified())
@@ -90,5 +98,16 @@ mod tests {
         assert!(a
             .iter()
             .all(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()));
+    }
+
+    #[test]
+    fn markers_live_in_a_private_directory_of_the_user() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = reservations().expect("a marker directory");
+        let meta = std::fs::symlink_metadata(&dir).unwrap();
+        assert_eq!(meta.uid(), std::fs::metadata("/proc/self").unwrap().uid());
+        assert_eq!(meta.mode() & 0o777, 0o700, "{}", dir.display());
+        let ports = free_ports(2).unwrap();
+        assert!(ports.iter().all(|p| dir.join(p.to_string()).exists()));
     }
 }
