@@ -120,24 +120,9 @@ impl CliPod {
     /// `raftnet chaincode query` on `peer` as a client of `org`; the answer as text.
     pub async fn query(&self, org: &str, peer: &str, args: &[&str]) -> anyhow::Result<String> {
         let peer = self.cluster.address(peer, 7051);
-        let ctor = json!({ "Args": args }).to_string();
-        let out = self
-            .exec(&[
-                "chaincode",
-                "query",
-                "-C",
-                CHANNEL,
-                "-n",
-                CONTRACT,
-                "-c",
-                &ctor,
-                "--peer",
-                &peer,
-                "--identity",
-                &self.identity(org),
-            ])
-            .await?;
-        Ok(out.trim().to_owned())
+        let mut cmd = self.chaincode("query", org, args);
+        cmd.extend(["--peer".to_owned(), peer]);
+        Ok(self.exec(&cmd).await?.trim().to_owned())
     }
 
     /// `raftnet chaincode invoke` endorsed by `peers` (one per organisation), ordered by any
@@ -148,29 +133,10 @@ impl CliPod {
         peers: &[&str],
         args: &[&str],
     ) -> anyhow::Result<Invoked> {
-        let ctor = json!({ "Args": args }).to_string();
-        let peers: Vec<String> = peers
-            .iter()
-            .map(|p| self.cluster.address(p, 7051))
-            .collect();
-        let orderers = self.orderers.join(",");
-        let identity = self.identity(org);
-        let mut cmd = vec![
-            "chaincode",
-            "invoke",
-            "-C",
-            CHANNEL,
-            "-n",
-            CONTRACT,
-            "-c",
-            &ctor,
-            "--orderer",
-            &orderers,
-            "--identity",
-            &identity,
-        ];
-        for p in &peers {
-            cmd.extend(["--peer", p.as_str()]);
+        let mut cmd = self.chaincode("invoke", org, args);
+        cmd.extend(["--orderer".to_owned(), self.orderers.join(",")]);
+        for p in peers {
+            cmd.extend(["--peer".to_owned(), self.cluster.address(p, 7051)]);
         }
         let output = self.exec(&cmd).await?;
         Ok(Invoked {
@@ -178,15 +144,34 @@ impl CliPod {
         })
     }
 
+    /// `chaincode VERB -C mychannel -n mycc -c {"Args":[...]} --identity ORG's client`.
+    fn chaincode(&self, verb: &str, org: &str, args: &[&str]) -> Vec<String> {
+        let ctor = json!({ "Args": args }).to_string();
+        [
+            "chaincode",
+            verb,
+            "-C",
+            CHANNEL,
+            "-n",
+            CONTRACT,
+            "-c",
+            &ctor,
+            "--identity",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([self.identity(org)])
+        .collect()
+    }
+
     /// `kubectl exec raftnet-cli -- raftnet ARGS`.
-    pub async fn exec(&self, args: &[&str]) -> anyhow::Result<String> {
+    pub async fn exec<S: AsRef<str>>(&self, args: &[S]) -> anyhow::Result<String> {
         let mut full = vec!["exec", POD, "-c", "cli", "--", "raftnet"];
-        full.extend_from_slice(args);
-        self.cluster
-            .kubectl
-            .run(&full)
-            .await
-            .with_context(|| format!("raftnet {}", args.first().copied().unwrap_or_default()))
+        full.extend(args.iter().map(|a| a.as_ref()));
+        self.cluster.kubectl.run(&full).await.with_context(|| {
+            let verb = args.first().map(|a| a.as_ref()).unwrap_or_default();
+            format!("raftnet {verb}")
+        })
     }
 
     /// The organisations whose clients the pod holds.

@@ -388,15 +388,26 @@ impl<'o> Lab<'o> {
         let pod = format!("{old}-0");
         self.kubectl(&["delete", "pod", &pod, "--wait=false"])
             .await?;
+        self.next_leader(&old, "the delete", format!("after deleting pod {pod}"))
+            .await
+    }
+
+    /// Times until every orderer's status names a leader other than `old` (from now: call it
+    /// right after the action that deposed `old`), narrates it and records the election.
+    async fn next_leader(
+        &mut self,
+        old: &str,
+        action: &str,
+        cause: String,
+    ) -> anyhow::Result<String> {
         let t0 = Instant::now();
-        let new = self.wait_leader(Some(&old)).await?;
+        let new = self.wait_leader(Some(old)).await?;
         let took = t0.elapsed();
         self.say(format!(
-            "Raft leader changed: {old} -> {new} ({:.2} s after the delete)",
+            "Raft leader changed: {old} -> {new} ({:.2} s after {action})",
             took.as_secs_f64()
         ));
-        self.elections
-            .push((format!("after deleting pod {pod}"), took));
+        self.elections.push((cause, took));
         self.show_orderers().await;
         Ok(new)
     }
@@ -413,16 +424,8 @@ impl<'o> Lab<'o> {
         let old = self.wait_leader(None).await?;
         self.scale(&old, 0).await?;
         self.scaled_down.push(old.clone());
-        let t0 = Instant::now();
-        let new = self.wait_leader(Some(&old)).await?;
-        let took = t0.elapsed();
-        self.say(format!(
-            "Raft leader changed: {old} -> {new} ({:.2} s after the scale)",
-            took.as_secs_f64()
-        ));
-        self.elections
-            .push((format!("after scaling {old} to 0"), took));
-        self.show_orderers().await;
+        self.next_leader(&old, "the scale", format!("after scaling {old} to 0"))
+            .await?;
         self.query_invoke_query().await
     }
 
