@@ -413,13 +413,20 @@ def chart_crds(release: dict) -> list[tuple[str, str]]:
     ]
 
 
-def cmd_template(args: argparse.Namespace) -> int:
+def render_or_report(args: argparse.Namespace):
+    """The rendered release, or None after printing Helm's error (as the helm CLI does)."""
     import helm_sdkpy
 
     try:
-        release = render(args, args.name, user_values(args))
+        return render(args, args.name, user_values(args))
     except helm_sdkpy.HelmError as err:
         print(f"Error: {err}", file=sys.stderr)
+        return None
+
+
+def cmd_template(args: argparse.Namespace) -> int:
+    release = render_or_report(args)
+    if release is None:
         return 1
     out = []
     if args.include_crds:
@@ -432,12 +439,8 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 
 def cmd_notes(args: argparse.Namespace) -> int:
-    import helm_sdkpy
-
-    try:
-        release = render(args, args.name, user_values(args))
-    except helm_sdkpy.HelmError as err:
-        print(f"Error: {err}", file=sys.stderr)
+    release = render_or_report(args)
+    if release is None:
         return 1
     sys.stdout.write(release.get("info", {}).get("notes", ""))
     return 0
