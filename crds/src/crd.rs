@@ -21,6 +21,9 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
 }
 
 /// The text of a generated file: the header, then the CRD as YAML.
-pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Error> {
-    Ok(format!("{GENERATED_HEADER}{}", serde_yaml::to_string(crd)?))
+pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_norway::Error> {
+    Ok(format!(
+        "{GENERATED_HEADER}{}",
+        serde_norway::to_string(crd)?
+    ))
 }

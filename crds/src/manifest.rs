@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde_norway::Value;
 use serde_path_to_error::Segment;
-use serde_yaml::Value;
 
 use crate::names::check_dns_label;
 use crate::{Channel, Network, Orderer, Peer, API_VERSION};
@@ -57,7 +57,7 @@ fn in_parentheses(resource: &Option<String>) -> String {
 /// document ends the parse with an error that names it.
 pub fn load_manifests(text: &str) -> Result<Manifests, ManifestError> {
     let mut manifests = Manifests::default();
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
         let number = index + 1;
         let value = Value::deserialize(document).map_err(|err| ManifestError {
             document: number,

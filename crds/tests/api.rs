@@ -101,7 +101,7 @@ fn checked_in_crds_are_what_the_types_generate() {
                     line + 1
                 );
             }
-            let parsed: CustomResourceDefinition = serde_yaml::from_str(&checked_in).unwrap();
+            let parsed: CustomResourceDefinition = serde_norway::from_str(&checked_in).unwrap();
             assert_eq!(
                 parsed, crd,
                 "{dir_name}/{file} reads back as the CRD it was written from"
@@ -522,8 +522,8 @@ fn resources_written_by_rust_read_back_the_same() {
     let channel = manifests.channels[0].clone();
     let text = format!(
         "{}---\n{}",
-        serde_yaml::to_string(&network).unwrap(),
-        serde_yaml::to_string(&channel).unwrap()
+        serde_norway::to_string(&network).unwrap(),
+        serde_norway::to_string(&channel).unwrap()
     );
     let again = load_manifests(&text).unwrap();
     assert_eq!(

@@ -63,7 +63,7 @@ pub struct TlsFiles {
 pub fn load_yaml<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<T> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read {what} {}", path.display()))?;
-    serde_yaml::from_str(&text).with_context(|| format!("{what} {} is not valid", path.display()))
+    serde_norway::from_str(&text).with_context(|| format!("{what} {} is not valid", path.display()))
 }
 
 /// A closure that makes relative paths relative to the directory of `file`.

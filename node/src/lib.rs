@@ -31,6 +31,8 @@ pub mod operations;
 pub mod orderer;
 #[cfg(feature = "runtime")]
 pub mod peer;
+#[cfg(feature = "runtime")]
+pub mod pinned;
 pub mod proto;
 pub mod report;
 #[cfg(feature = "runtime")]

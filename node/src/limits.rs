@@ -3,7 +3,8 @@
 //! TLS handshake is closed after `tlsHandshakeTimeout`; at most `maxConnections` are open at
 //! once (more wait in the kernel's backlog); each carries at most `maxConcurrentStreams`
 //! streams; a silent peer is dropped after `keepaliveInterval` + `keepaliveTimeout`; and each
-//! service decodes no message larger than its own size, before any caller is authorised.
+//! service decodes no message larger than its own size, before any caller is authorised; an
+//! orderer holds at most `maxPendingBytes` of envelopes not yet answered.
 
 use std::time::Duration;
 
@@ -30,6 +31,9 @@ pub struct Limits {
     pub cluster_message_size: String,
     /// Largest Admin, Endorser or Events message.
     pub control_message_size: String,
+    /// Most bytes of envelopes an orderer holds between reading and answering them (validating,
+    /// queued, waiting for their block); while full, Broadcast and Submit streams wait.
+    pub max_pending_bytes: String,
 }
 
 impl Default for Limits {
@@ -43,6 +47,7 @@ impl Default for Limits {
             broadcast_message_size: "16Mi".into(),
             cluster_message_size: "128Mi".into(),
             control_message_size: "4Mi".into(),
+            max_pending_bytes: "64Mi".into(),
         }
     }
 }
@@ -58,6 +63,7 @@ pub struct CheckedLimits {
     pub broadcast_message_size: usize,
     pub cluster_message_size: usize,
     pub control_message_size: usize,
+    pub max_pending_bytes: usize,
 }
 
 /// Upper bounds, so that a typo cannot switch a limit off (or overflow a timer).
@@ -102,6 +108,7 @@ impl Limits {
             broadcast_message_size: size("broadcastMessageSize", &self.broadcast_message_size)?,
             cluster_message_size: size("clusterMessageSize", &self.cluster_message_size)?,
             control_message_size: size("controlMessageSize", &self.control_message_size)?,
+            max_pending_bytes: size("maxPendingBytes", &self.max_pending_bytes)?,
         })
     }
 }

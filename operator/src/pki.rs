@@ -206,7 +206,7 @@ pub fn user_secret(
             .map(|r| tls_root_file(&r.msp_id).into())
             .collect(),
     };
-    let profile = serde_yaml::to_string(&profile).map_err(Error::pki)?;
+    let profile = serde_norway::to_string(&profile).map_err(Error::pki)?;
     let root_files: Vec<(String, String)> = roots
         .iter()
         .map(|r| {

@@ -6,10 +6,10 @@ use k8s_openapi::api::rbac::v1::ClusterRole;
 fn cluster_role() -> ClusterRole {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/operator.yaml");
     let text = std::fs::read_to_string(path).expect("deploy/operator.yaml");
-    let role = serde_yaml::Deserializer::from_str(&text)
-        .map(|doc| serde_yaml::Value::deserialize(doc).expect("YAML"))
+    let role = serde_norway::Deserializer::from_str(&text)
+        .map(|doc| serde_norway::Value::deserialize(doc).expect("YAML"))
         .find(|doc| doc["kind"] == "ClusterRole")
-        .map(|doc| serde_yaml::from_value(doc).expect("a ClusterRole"))
+        .map(|doc| serde_norway::from_value(doc).expect("a ClusterRole"))
         .expect("deploy/operator.yaml has a ClusterRole");
     role
 }

@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, PodSecurityContext, PodSpec};
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role, RoleBinding};
 use serde::Deserialize;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 const CHART: &str = "charts/raftnet-operator";
 const RELEASE: &str = "raftnet-operator";
@@ -78,7 +78,7 @@ fn template(extra: &[&str]) -> Vec<Value> {
 
 /// The documents of a multi-document YAML text, empty ones left out.
 fn documents(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
+    serde_norway::Deserializer::from_str(text)
         .map(|doc| Value::deserialize(doc).expect("helm.py prints YAML"))
         .filter(|doc| !doc.is_null())
         .collect()
@@ -97,7 +97,7 @@ fn kinds(docs: &[Value]) -> Vec<String> {
 fn only<T: serde::de::DeserializeOwned>(docs: &[Value], kind: &str) -> T {
     let found: Vec<&Value> = docs.iter().filter(|doc| doc["kind"] == kind).collect();
     assert_eq!(found.len(), 1, "one {kind} in {:?}", kinds(docs));
-    serde_yaml::from_value(found[0].clone()).unwrap_or_else(|err| panic!("a {kind}: {err}"))
+    serde_norway::from_value(found[0].clone()).unwrap_or_else(|err| panic!("a {kind}: {err}"))
 }
 
 fn pod_spec(deployment: &Deployment) -> PodSpec {
@@ -264,7 +264,7 @@ fn metrics_service_reaches_the_operator_pod() {
     let deployment: Deployment = only(&docs, "Deployment");
     let pod_labels = deployment.spec.template.metadata.unwrap().labels.unwrap();
     let selector: std::collections::BTreeMap<String, String> =
-        serde_yaml::from_value(service["spec"]["selector"].clone()).unwrap();
+        serde_norway::from_value(service["spec"]["selector"].clone()).unwrap();
     for (key, value) in &selector {
         assert_eq!(
             pod_labels.get(key),

@@ -182,7 +182,7 @@ async fn watch(
                         }
                         match format {
                             Output::Json => println!("{}", serde_json::to_string(&item)?),
-                            Output::Yaml => print!("---\n{}", serde_yaml::to_string(&item)?),
+                            Output::Yaml => print!("---\n{}", serde_norway::to_string(&item)?),
                         }
                     }
                 }
@@ -616,7 +616,7 @@ fn print(objects: &Objects, resource: Resource, output: Option<Output>) -> anyho
         ),
         Some(Output::Yaml) => print!(
             "{}",
-            serde_yaml::to_string(&list(items(objects, resource)?))?
+            serde_norway::to_string(&list(items(objects, resource)?))?
         ),
     }
     Ok(())

@@ -3,8 +3,10 @@
 //! Every transaction carries a `SerializedIdentity` (MSP id + certificate). Parsing the
 //! certificate and checking the CA signature costs far more than checking the message
 //! signature, and the same few certificates sign almost everything, so successful
-//! validations are cached by a hash of (MSP id, certificate); the validity period is
-//! re-checked on every hit so expiry is still noticed.
+//! validations are cached by a hash of (MSP id, DER certificate); the validity period is
+//! re-checked on every hit so expiry is still noticed. The certificate field must hold exactly
+//! one PEM certificate: what is cached is what was checked, and padding the text cannot make
+//! new cache entries for one certificate.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -133,6 +135,14 @@ impl Root {
                 subject_string(&cert)
             )));
         }
+        if let Ok(Some(ku)) = cert.key_usage() {
+            if !ku.value.key_cert_sign() {
+                return Err(ctx(format!(
+                    "{what} '{}' may not sign certificates (its key usage lacks keyCertSign)",
+                    subject_string(&cert)
+                )));
+            }
+        }
         Ok(Self {
             spki_der: cert.public_key().raw.to_vec(),
             subject_der: cert.subject().as_raw().to_vec(),
@@ -179,15 +189,33 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn cache_key(msp_id: &str, cert_pem: &[u8]) -> [u8; 32] {
+fn cache_key(msp_id: &str, cert_der: &[u8]) -> [u8; 32] {
     let mut ctx = Context::new(&SHA256);
     // Length prefix so (msp, cert) pairs cannot collide by shifting bytes between them.
     ctx.update(&(msp_id.len() as u64).to_be_bytes());
     ctx.update(msp_id.as_bytes());
-    ctx.update(cert_pem);
+    ctx.update(cert_der);
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out
+}
+
+/// The DER certificate of a PEM text that holds exactly one certificate and nothing else.
+fn single_certificate(pem: &[u8], what: &str) -> Result<Vec<u8>, String> {
+    let (rest, block) = x509_parser::pem::parse_x509_pem(pem)
+        .map_err(|e| format!("{what} is not valid PEM ({})", super::nom_error(e)))?;
+    if block.label != "CERTIFICATE" {
+        return Err(format!(
+            "{what} is a PEM '{}' block, expected 'CERTIFICATE'",
+            block.label
+        ));
+    }
+    if !rest.iter().all(u8::is_ascii_whitespace) {
+        return Err(format!(
+            "{what} holds more than one PEM block: send exactly one certificate"
+        ));
+    }
+    Ok(block.contents)
 }
 
 /// The first OU naming a role; certificates may carry other OUs too.
@@ -295,7 +323,9 @@ impl MspSet {
             .get(&id.msp_id)
             .map(|&i| &self.orgs[i])
             .ok_or_else(|| IdentityError::UnknownMsp(id.msp_id.clone()))?;
-        let key = cache_key(&id.msp_id, &id.cert_pem);
+        let what = format!("identity certificate for MSP '{}'", org.msp_id);
+        let der = single_certificate(&id.cert_pem, &what).map_err(IdentityError::Certificate)?;
+        let key = cache_key(&id.msp_id, &der);
         let cached = self
             .cache
             .lock()
@@ -309,7 +339,7 @@ impl MspSet {
             return Ok(v);
         }
 
-        let verified = Arc::new(Self::validate_uncached(org, &id.cert_pem, now)?);
+        let verified = Arc::new(Self::validate_uncached(org, &der, &what, now)?);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
@@ -320,13 +350,11 @@ impl MspSet {
 
     fn validate_uncached(
         org: &Org,
-        cert_pem: &[u8],
+        der: &[u8],
+        what: &str,
         now: Option<i64>,
     ) -> Result<VerifiedIdentity, IdentityError> {
-        let what = format!("identity certificate for MSP '{}'", org.msp_id);
-        let der =
-            decode_pem(cert_pem, &["CERTIFICATE"], &what).map_err(IdentityError::Certificate)?;
-        let cert = parse_cert_der(&der, &what).map_err(IdentityError::Certificate)?;
+        let cert = parse_cert_der(der, what).map_err(IdentityError::Certificate)?;
         let subject = subject_string(&cert);
         if !org.root.issued(&cert) {
             return Err(IdentityError::NotIssuedByOrg {
@@ -338,6 +366,25 @@ impl MspSet {
             return Err(IdentityError::Certificate(format!(
                 "'{subject}' is a CA certificate and cannot be used as an identity"
             )));
+        }
+        // A certificate whose key usage is stated must allow signatures (one issued only for
+        // key encipherment, say, is not an identity).
+        match cert.key_usage() {
+            Ok(None) => {}
+            Ok(Some(ku)) if ku.value.digital_signature() => {}
+            Ok(Some(_)) => {
+                return Err(IdentityError::Certificate(format!(
+                    "'{subject}' of MSP '{}': its key usage does not include digitalSignature, \
+                     so it cannot sign transactions",
+                    org.msp_id
+                )))
+            }
+            Err(e) => {
+                return Err(IdentityError::Certificate(format!(
+                    "'{subject}' of MSP '{}' has a malformed key usage extension: {e}",
+                    org.msp_id
+                )))
+            }
         }
         let v = cert.validity();
         let (nb, na) = (v.not_before.timestamp(), v.not_after.timestamp());
@@ -547,6 +594,63 @@ mod tests {
     }
 
     #[test]
+    fn one_certificate_one_cache_entry() {
+        let a = TestOrg::new("Org1");
+        let msps = MspSet::new(&[a.org()]).unwrap();
+        let s = a.signer("peer0", Role::Peer);
+        msps.validate(&s.serialize()).unwrap();
+        // The same certificate with other surrounding whitespace is the same entry.
+        let mut spaced = s.serialize();
+        spaced.cert_pem = [b"\n".as_slice(), s.cert_pem(), b"\n\n"].concat();
+        msps.validate(&spaced).unwrap();
+        assert_eq!(msps.cache_len(), 1);
+        // Anything after the certificate is refused, not cached under a new key.
+        for tail in [
+            s.cert_pem().to_vec(),
+            a.ca.cert_pem().as_bytes().to_vec(),
+            b"trailing bytes".to_vec(),
+        ] {
+            let mut padded = s.serialize();
+            padded.cert_pem = [s.cert_pem(), tail.as_slice()].concat();
+            let err = msps.validate(&padded).unwrap_err().to_string();
+            assert!(err.contains("exactly one certificate"), "{err}");
+        }
+        assert_eq!(msps.cache_len(), 1);
+    }
+
+    #[test]
+    fn an_identity_must_be_allowed_to_sign() {
+        use rcgen::{CertificateParams, DnType, Issuer, KeyPair, KeyUsagePurpose};
+        let a = TestOrg::new("Org1");
+        let msps = MspSet::new(&[a.org()]).unwrap();
+        let issuer =
+            Issuer::from_ca_cert_pem(a.ca.cert_pem(), KeyPair::from_pem(a.ca.key_pem()).unwrap())
+                .unwrap();
+        let issue = |usages: Vec<KeyUsagePurpose>| {
+            let mut params = CertificateParams::default();
+            params.distinguished_name.push(DnType::CommonName, "enc");
+            params
+                .distinguished_name
+                .push(DnType::OrganizationalUnitName, "client");
+            params.key_usages = usages;
+            let key = KeyPair::generate().unwrap();
+            SerializedIdentity {
+                msp_id: "Org1MSP".into(),
+                cert_pem: params.signed_by(&key, &issuer).unwrap().pem().into_bytes(),
+            }
+        };
+        let err = msps
+            .validate(&issue(vec![KeyUsagePurpose::KeyEncipherment]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("digitalSignature"), "{err}");
+        msps.validate(&issue(vec![KeyUsagePurpose::DigitalSignature]))
+            .unwrap();
+        // No key usage extension at all: nothing stated, nothing refused (as Fabric).
+        msps.validate(&issue(vec![])).unwrap();
+    }
+
+    #[test]
     fn expired_cached_identity_is_refused() {
         let a = TestOrg::new("Org1");
         let msps = MspSet::new(&[a.org()]).unwrap();
@@ -554,10 +658,10 @@ mod tests {
         let v = msps.validate(&s.serialize()).unwrap();
         let mut expired = (*v).clone();
         expired.valid_until = now() - 10;
-        msps.cache
-            .lock()
-            .unwrap()
-            .insert(cache_key("Org1MSP", s.cert_pem()), Arc::new(expired));
+        msps.cache.lock().unwrap().insert(
+            cache_key("Org1MSP", &der(std::str::from_utf8(s.cert_pem()).unwrap())),
+            Arc::new(expired),
+        );
         let err = msps.validate(&s.serialize()).unwrap_err();
         assert!(matches!(err, IdentityError::Expired(_)), "{err}");
     }

@@ -16,3 +16,5 @@ pub use signature::{block_validation_policy, sign_block, verify_block, BlockVeri
 #[cfg(feature = "runtime")]
 pub use store::BlockStore;
 pub use txid::compute_tx_id;
+#[cfg(feature = "runtime")]
+pub use txwindow::ENVELOPE_TIME_WINDOW;

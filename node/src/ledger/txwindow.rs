@@ -3,8 +3,9 @@
 //!
 //! A durable index of every id would cost a random B-tree insert per transaction (it more
 //! than halved ordering throughput); retries come within seconds, so a window of recent
-//! blocks (the last 500, and all of the last minute), rebuilt from the ledger at start-up,
-//! is enough. Peers reject older duplicates.
+//! blocks (the last 500, and all of the last two minutes), rebuilt from the ledger at
+//! start-up, is enough: older envelopes are refused by their timestamp. Peers reject older
+//! duplicates.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -13,9 +14,13 @@ use ring::digest::{digest, SHA256};
 
 /// How many recent blocks' transaction ids are remembered, at least.
 pub const WINDOW_BLOCKS: usize = 500;
+/// How far an envelope's timestamp may be from an orderer's clock when it is broadcast.
+pub const ENVELOPE_TIME_WINDOW: Duration = Duration::from_secs(60);
 /// Blocks younger than this are remembered whatever their number (small blocks come fast
-/// under load), so that any retry a client makes after a timeout is recognised.
-pub const WINDOW_AGE: Duration = Duration::from_secs(60);
+/// under load), so that any retry a client makes after a timeout is recognised. Twice the
+/// envelope time window: an envelope accepted when its timestamp was a window ahead of the
+/// clock can be broadcast again until it is a window behind, and must still be found here.
+pub const WINDOW_AGE: Duration = Duration::from_secs(2 * ENVELOPE_TIME_WINDOW.as_secs());
 /// A bound on memory whatever the load (about 50 bytes an id).
 const MAX_IDS: usize = 2_000_000;
 

@@ -54,7 +54,7 @@ impl LocalNetwork {
         let path = dir.join(LAYOUT_FILE);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let layout: NetworkLayout = serde_yaml::from_str(&text)
+        let layout: NetworkLayout = serde_norway::from_str(&text)
             .with_context(|| format!("{} is not a network layout", path.display()))?;
         Ok(Some(Self {
             layout,
@@ -93,7 +93,7 @@ impl LocalNetwork {
         let layout = generate_network(&dir, plan)
             .with_context(|| format!("generating network {} in {}", plan.name, dir.display()))?;
         let path = dir.join(LAYOUT_FILE);
-        std::fs::write(&path, serde_yaml::to_string(&layout)?)
+        std::fs::write(&path, serde_norway::to_string(&layout)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
         Ok((
             Self {
@@ -110,11 +110,11 @@ impl LocalNetwork {
         let mut text = String::new();
         for network in &manifests.networks {
             text.push_str("---\n");
-            text.push_str(&serde_yaml::to_string(network)?);
+            text.push_str(&serde_norway::to_string(network)?);
         }
         for channel in &manifests.channels {
             text.push_str("---\n");
-            text.push_str(&serde_yaml::to_string(channel)?);
+            text.push_str(&serde_norway::to_string(channel)?);
         }
         let path = self.layout.dir.join(MANIFESTS_FILE);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))

@@ -96,7 +96,9 @@ impl Addressing {
                         let service = kube_name(name);
                         let pod = format!("{service}-0.{service}");
                         // Short, namespaced, .svc and fully qualified names of the pod and of its
-                        // Service, the node's own name, and localhost for probes and exec.
+                        // Service, and the node's own name: only names the node is reached by.
+                        // Not localhost: any process could serve there (probes are plain HTTP
+                        // on the operations port and need no certificate).
                         let mut tls_hosts = Vec::new();
                         for base in [&pod, &service] {
                             tls_hosts.push(base.clone());
@@ -107,7 +109,6 @@ impl Addressing {
                         if !tls_hosts.contains(name) {
                             tls_hosts.push(name.clone());
                         }
-                        tls_hosts.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
                         NodeAddress {
                             listen: format!("0.0.0.0:{port}"),
                             operations: format!("0.0.0.0:{OPERATIONS_PORT}"),
@@ -211,9 +212,18 @@ mod tests {
             "orderer1-0.orderer1.ledger.svc.cluster.local",
             "orderer1",
             "orderer1.ledger.svc",
-            "localhost",
         ] {
             assert!(a[0].tls_hosts.iter().any(|h| h == name), "{name} missing");
+        }
+        for node in &a {
+            assert!(
+                !node
+                    .tls_hosts
+                    .iter()
+                    .any(|h| h == "localhost" || h == "127.0.0.1"),
+                "a cluster node's certificate names loopback: {:?}",
+                node.tls_hosts
+            );
         }
         assert!(a[1].tls_hosts.iter().any(|h| h == "peer0.org1"));
     }

@@ -134,7 +134,7 @@ impl OrgMaterial {
             tls_root_cas: tls_roots.to_vec(),
         };
         let path = dir.join("profile.yaml");
-        write_file(&path, serde_yaml::to_string(&profile)?.as_bytes(), false)?;
+        write_file(&path, serde_norway::to_string(&profile)?.as_bytes(), false)?;
         Ok(path)
     }
 }

@@ -2,6 +2,8 @@
 //! that receives an envelope validates it and hands it to the leader (itself or, forwarded,
 //! another orderer); SUCCESS comes once the block holding it is committed by a majority.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::stream::FuturesOrdered;
@@ -13,6 +15,7 @@ use tonic::Streaming;
 
 use super::chain::{ChainHandle, Outcome};
 use super::msgprocessor::{self, Rejection};
+use super::pending::{PendingBytes, Reservation};
 use super::registrar::Registrar;
 use super::transport::PeerState;
 use crate::proto::common::{Envelope, Status};
@@ -23,21 +26,37 @@ const PIPELINE: usize = 4096;
 
 pub type ResponseStream = ReceiverStream<Result<BroadcastResponse, tonic::Status>>;
 
-pub fn serve(reg: Arc<Registrar>, mut input: Streaming<Envelope>) -> ResponseStream {
+type Reserving = Pin<Box<dyn Future<Output = Reservation> + Send>>;
+
+pub fn serve(
+    reg: Arc<Registrar>,
+    budget: PendingBytes,
+    mut input: Streaming<Envelope>,
+) -> ResponseStream {
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
         let mut pending = FuturesOrdered::new();
         let mut open = true;
+        // The envelope read last, while it waits for room in the node's byte budget: the
+        // stream is not read further meanwhile, and the answers already due still go out.
+        let mut next: Option<(Envelope, Reserving)> = None;
         loop {
             tokio::select! {
-                msg = input.message(), if open && pending.len() < PIPELINE => match msg {
-                    Ok(Some(env)) => pending.push_back(handle(reg.clone(), env)),
+                msg = input.message(), if open && next.is_none() && pending.len() < PIPELINE => match msg {
+                    Ok(Some(env)) => {
+                        let (budget, size) = (budget.clone(), env.encoded_len());
+                        next = Some((env, Box::pin(async move { budget.reserve(size).await })));
+                    }
                     Ok(None) => open = false,
                     Err(e) => {
                         tracing::debug!(error = %e, "broadcast stream broke");
                         open = false;
                     }
                 },
+                held = async { next.as_mut().expect("guarded").1.as_mut().await }, if next.is_some() => {
+                    let (env, _) = next.take().expect("guarded");
+                    pending.push_back(handle(reg.clone(), env, held));
+                }
                 Some(resp) = pending.next(), if !pending.is_empty() => {
                     if tx.send(Ok(resp)).await.is_err() {
                         return;
@@ -59,7 +78,9 @@ fn reject(tx_id: String, r: Rejection) -> BroadcastResponse {
     }
 }
 
-async fn handle(reg: Arc<Registrar>, env: Envelope) -> BroadcastResponse {
+/// Answers one envelope; its bytes stay `held` in the budget until then.
+async fn handle(reg: Arc<Registrar>, env: Envelope, held: Reservation) -> BroadcastResponse {
+    let _held = held;
     // Counted until answered: a stopping orderer answers what it took before it exits.
     let Some(_inflight) = reg.admit_broadcast() else {
         return reject(

@@ -150,11 +150,18 @@ impl ChainHandle {
         let (status_tx, status_rx) = watch::channel(ChainStatus::default());
         let status_tx = Arc::new(status_tx);
         let contacts = Contacts::default();
-        let addrs = config
+        let addrs: HashMap<u64, String> = config
             .consenters
             .iter()
             .map(|c| (c.id, format!("{}:{}", c.host, c.port)))
             .collect();
+        // Dials to the other consenters (Raft, forwarding, block pulling) accept only the
+        // certificates this configuration lists for them.
+        for c in &config.consenters {
+            transport
+                .pin(&addrs[&c.id], &c.tls_cert_pem)
+                .with_context(|| format!("channel {} consenter {}", config.channel_id, c.name))?;
+        }
         let chain = Chain {
             channel: config.channel_id.clone(),
             id: node_id,
@@ -491,7 +498,15 @@ impl Chain {
             Event::Step(m) => {
                 let from = m.from;
                 let (leader, last) = (self.raw.raft.leader_id, self.raw.raft.raft_log.last_index());
-                if let Err(r) = super::raft_guard::check_against_state(&m, leader, last) {
+                let checked =
+                    super::raft_guard::check_against_state(&m, leader, last).and_then(|()| {
+                        if m.get_msg_type() != raft::prelude::MessageType::MsgSnapshot {
+                            return Ok(());
+                        }
+                        let consenters: Vec<u64> = self.addrs.keys().copied().collect();
+                        super::raft_guard::check_snapshot(&m, leader, &consenters)
+                    });
+                if let Err(r) = checked {
                     super::raft_guard::count(&self.channel, from, &r);
                     return true;
                 }

@@ -12,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::chain::{ChainHandle, Outcome};
+use super::pending::PendingBytes;
 use super::raft_guard;
 use super::registrar::Registrar;
 use crate::proto::cluster::{
@@ -22,6 +23,8 @@ use crate::tls::{peer_cert, pem_to_der};
 
 pub struct ClusterService {
     pub reg: Arc<Registrar>,
+    /// Forwarded envelopes count against the node's byte budget until answered.
+    pub pending: PendingBytes,
 }
 
 /// The consenter id of `chain` whose TLS certificate is `cert`.
@@ -86,7 +89,7 @@ impl cluster_server::Cluster for ClusterService {
             peer_cert(&req).ok_or_else(|| Status::unauthenticated("no client TLS certificate"))?;
         let mut input = req.into_inner();
         let (tx, rx) = mpsc::channel(1024);
-        let reg = self.reg.clone();
+        let (reg, pending) = (self.reg.clone(), self.pending.clone());
         tokio::spawn(async move {
             // Which channels the sender is a consenter of: checked once per stream, cached
             // only for channels that exist here.
@@ -115,11 +118,13 @@ impl cluster_server::Cluster for ClusterService {
                     let _ = tx.send(Err(Status::permission_denied(info))).await;
                     return;
                 }
+                // The next request is read only once this one fits in the budget.
+                let held = pending.reserve(prost::Message::encoded_len(&req)).await;
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    let _ = tx
-                        .send(Ok(order_forwarded(&chain, id, req.envelope).await))
-                        .await;
+                    let answer = order_forwarded(&chain, id, req.envelope).await;
+                    drop(held);
+                    let _ = tx.send(Ok(answer)).await;
                 });
             }
         });

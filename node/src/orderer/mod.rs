@@ -13,6 +13,7 @@ pub mod deliver;
 pub mod forwarder;
 pub mod handoff;
 pub mod msgprocessor;
+pub mod pending;
 pub mod raft_guard;
 pub mod registrar;
 pub mod server;

@@ -1,12 +1,14 @@
-//! Checks an envelope before it is ordered: size, shape, channel, transaction id, the
-//! creator's certificate and signature, and the channel's Writers policy. Nothing that fails
-//! here reaches the Raft log.
+//! Checks an envelope before it is ordered: size, shape, channel, transaction id, timestamp,
+//! the creator's certificate and signature, and the channel's Writers policy. Nothing that
+//! fails here reaches the Raft log.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 
 use super::chain::ChainHandle;
 use crate::identity::IdentityError;
-use crate::ledger::compute_tx_id;
+use crate::ledger::{compute_tx_id, ENVELOPE_TIME_WINDOW};
 use crate::proto::common::{Envelope, HeaderType, Payload, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +41,34 @@ pub fn open(env: &Envelope) -> Result<Payload, Rejection> {
         ));
     }
     Ok(payload)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// An envelope must have been signed within [`ENVELOPE_TIME_WINDOW`] of this orderer's clock:
+/// an old envelope read from Deliver and broadcast again is refused here, and one inside the
+/// window is still in the ledger's window of recent transaction ids, answered as a duplicate.
+fn check_timestamp(timestamp_ms: i64, now_ms: i64) -> Result<(), Rejection> {
+    let window = ENVELOPE_TIME_WINDOW.as_millis() as i64;
+    let skew = now_ms.saturating_sub(timestamp_ms);
+    if skew.unsigned_abs() <= window as u64 {
+        return Ok(());
+    }
+    let how = if skew > 0 { "older" } else { "newer" };
+    Err(Rejection::new(
+        Status::BadRequest,
+        format!(
+            "envelope timestamp is {}s {how} than this orderer's clock; an envelope must be \
+             broadcast within {}s of its signing: sign a new one (and check the client's clock)",
+            skew.unsigned_abs() / 1000,
+            window / 1000
+        ),
+    ))
 }
 
 /// Validates an envelope for `chain`; returns its transaction id.
@@ -76,6 +106,7 @@ pub fn validate(
             "tx_id is not the hex SHA-256 of nonce and creator certificate",
         ));
     }
+    check_timestamp(header.timestamp_ms, now_ms())?;
     let identity = chain
         .msps
         .verify(creator, &env.payload, &env.signature)
@@ -103,4 +134,27 @@ pub fn validate(
         ));
     }
     Ok(header.tx_id.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_accepted_within_the_window_only() {
+        let now = 1_800_000_000_000;
+        let window = ENVELOPE_TIME_WINDOW.as_millis() as i64;
+        for ts in [now, now - window, now + window, now - 1000] {
+            assert!(check_timestamp(ts, now).is_ok(), "{ts}");
+        }
+        let old = check_timestamp(now - window - 1000, now).unwrap_err();
+        assert_eq!(old.status, Status::BadRequest);
+        assert!(old.info.contains("61s older"), "{}", old.info);
+        let ahead = check_timestamp(now + 3_600_000, now).unwrap_err();
+        assert!(ahead.info.contains("3600s newer"), "{}", ahead.info);
+        // A zero or absurd timestamp is refused, without overflow.
+        assert!(check_timestamp(0, now).is_err());
+        assert!(check_timestamp(i64::MIN, now).is_err());
+        assert!(check_timestamp(i64::MAX, now).is_err());
+    }
 }

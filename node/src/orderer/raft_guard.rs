@@ -109,6 +109,43 @@ pub fn check_against_state(m: &Message, leader: u64, last_index: u64) -> Result<
     }
 }
 
+/// A snapshot replaces this node's log and its view of the membership: it is taken only from
+/// the leader this node follows (once it knows one), naming exactly the channel's consenters
+/// as voters (raftnet changes no membership through Raft).
+pub fn check_snapshot(m: &Message, leader: u64, consenters: &[u64]) -> Result<(), Refused> {
+    if m.get_msg_type() != MessageType::MsgSnapshot {
+        return Ok(());
+    }
+    if leader != 0 && m.from != leader {
+        return refused(
+            m,
+            format!(
+                "only the leader (node {leader}) sends snapshots, not node {}",
+                m.from
+            ),
+        );
+    }
+    let conf = m.get_snapshot().get_metadata().get_conf_state();
+    let mut voters = conf.voters.clone();
+    voters.sort_unstable();
+    let mut want = consenters.to_vec();
+    want.sort_unstable();
+    if voters != want
+        || !conf.learners.is_empty()
+        || !conf.voters_outgoing.is_empty()
+        || !conf.learners_next.is_empty()
+    {
+        return refused(
+            m,
+            format!(
+                "its membership (voters {voters:?}, learners {:?}) is not the channel's consenters {want:?}",
+                conf.learners
+            ),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +194,26 @@ mod tests {
         beat.commit = 11;
         let r = check_against_state(&beat, 2, 10).unwrap_err();
         assert!(r.reason.contains("beyond this node's log"), "{}", r.reason);
+    }
+
+    #[test]
+    fn snapshots_only_from_the_leader_and_with_the_channels_consenters() {
+        let mut snap = msg(MessageType::MsgSnapshot, 2, 1);
+        snap.mut_snapshot().mut_metadata().mut_conf_state().voters = vec![3, 1, 2];
+        assert!(check_snapshot(&snap, 2, &[1, 2, 3]).is_ok());
+        // Leader not known yet (just restarted): the membership check still holds.
+        assert!(check_snapshot(&snap, 0, &[1, 2, 3]).is_ok());
+        let r = check_snapshot(&snap, 3, &[1, 2, 3]).unwrap_err();
+        assert!(r.reason.contains("only the leader"), "{}", r.reason);
+        // A snapshot that would remove node 3 or add a learner is refused.
+        snap.mut_snapshot().mut_metadata().mut_conf_state().voters = vec![1, 2];
+        let r = check_snapshot(&snap, 2, &[1, 2, 3]).unwrap_err();
+        assert!(r.reason.contains("membership"), "{}", r.reason);
+        let conf = snap.mut_snapshot().mut_metadata().mut_conf_state();
+        conf.voters = vec![1, 2, 3];
+        conf.learners = vec![9];
+        assert!(check_snapshot(&snap, 2, &[1, 2, 3]).is_err());
+        // Other types are not its business.
+        assert!(check_snapshot(&msg(MessageType::MsgAppend, 3, 1), 2, &[1]).is_ok());
     }
 }

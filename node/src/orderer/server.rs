@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::admin::AdminService;
 use super::cluster::ClusterService;
+use super::pending::PendingBytes;
 use super::registrar::Registrar;
 use super::{broadcast, deliver};
 use crate::config::NodeConfig;
@@ -24,6 +25,7 @@ const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 
 struct BroadcastService {
     reg: Arc<Registrar>,
+    pending: PendingBytes,
 }
 
 #[tonic::async_trait]
@@ -37,6 +39,7 @@ impl AtomicBroadcast for BroadcastService {
     ) -> Result<Response<Self::BroadcastStream>, Status> {
         Ok(Response::new(broadcast::serve(
             self.reg.clone(),
+            self.pending.clone(),
             req.into_inner(),
         )))
     }
@@ -83,18 +86,26 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> 
         stopping.prepare_stop().await;
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // One budget for envelopes from clients and from followers.
+    let pending = PendingBytes::new(limits.max_pending_bytes);
     // Each service decodes no more than its own limit, before anyone is authorised; what
     // the node sends (blocks) may be as large as a block gets.
     let server = builder
         .add_service(
-            AtomicBroadcastServer::new(BroadcastService { reg: reg.clone() })
-                .max_decoding_message_size(limits.broadcast_message_size)
-                .max_encoding_message_size(MAX_MESSAGE),
+            AtomicBroadcastServer::new(BroadcastService {
+                reg: reg.clone(),
+                pending: pending.clone(),
+            })
+            .max_decoding_message_size(limits.broadcast_message_size)
+            .max_encoding_message_size(MAX_MESSAGE),
         )
         .add_service(
-            ClusterServer::new(ClusterService { reg: reg.clone() })
-                .max_decoding_message_size(limits.cluster_message_size)
-                .max_encoding_message_size(MAX_MESSAGE),
+            ClusterServer::new(ClusterService {
+                reg: reg.clone(),
+                pending,
+            })
+            .max_decoding_message_size(limits.cluster_message_size)
+            .max_encoding_message_size(MAX_MESSAGE),
         )
         .add_service(
             AdminServer::new(AdminService { reg: reg.clone() })

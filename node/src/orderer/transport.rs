@@ -1,7 +1,8 @@
 //! Outbound Raft traffic: one long-lived `Step` stream per remote orderer, shared by all
 //! channels. Messages to a peer that is down are dropped (Raft resends), and the peer's state
 //! is visible so that a chain can notice a dead leader at once instead of waiting out an
-//! election timeout.
+//! election timeout. Every dial is pinned: the server must present the certificate a channel's
+//! configuration lists for the consenter at that address.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
+use crate::pinned::Pins;
 use crate::proto::cluster::{cluster_client::ClusterClient, StepRequest};
 use crate::tls::TlsMaterial;
 
@@ -38,6 +40,8 @@ pub struct Transport {
     tls: TlsMaterial,
     runtime: tokio::runtime::Handle,
     peers: Mutex<HashMap<String, Arc<Peer>>>,
+    /// The consenter certificates each address must present (see `crate::pinned`).
+    pins: Arc<Pins>,
 }
 
 impl Transport {
@@ -51,7 +55,14 @@ impl Transport {
             tls,
             runtime,
             peers: Mutex::new(HashMap::new()),
+            pins: Arc::default(),
         }
+    }
+
+    /// Accepts `cert_pem`, a consenter's certificate from a channel's configuration, from the
+    /// server at `addr`: nothing else is accepted there.
+    pub fn pin(&self, addr: &str, cert_pem: &[u8]) -> anyhow::Result<()> {
+        self.pins.pin(addr, cert_pem)
     }
 
     pub fn tls(&self) -> &TlsMaterial {
@@ -65,7 +76,7 @@ impl Transport {
         }
         let channel = {
             let _guard = self.runtime.enter();
-            self.tls.channel(addr)?
+            crate::pinned::channel(&self.tls, addr, self.pins.clone())?
         };
         let (queue, rx) = mpsc::channel(QUEUE);
         let state = Arc::new(Mutex::new(PeerState::Connecting));

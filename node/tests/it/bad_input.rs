@@ -50,7 +50,23 @@ async fn bad_envelopes_are_refused_with_a_reason_and_leave_the_ledger_alone() {
     wrong_id.payload = p.encode_to_vec();
     wrong_id.signature = net.client.signer.sign(&wrong_id.payload).unwrap();
 
+    // An envelope signed ten minutes ago (as one read from Deliver and broadcast again), and
+    // one from a client whose clock runs ten minutes ahead.
+    let dated = |shift_ms: i64| {
+        let mut header = net.client.header(&ch).unwrap();
+        header.timestamp_ms += shift_ms;
+        net.client.sign_envelope(header, b"x".to_vec()).unwrap()
+    };
+    let stale = dated(-600_000);
+    let future = dated(600_000);
+
     let cases = [
+        (stale, Status::BadRequest, "older than this orderer's clock"),
+        (
+            future,
+            Status::BadRequest,
+            "newer than this orderer's clock",
+        ),
         (bad_sig, Status::Forbidden, "signature"),
         (foreign, Status::Forbidden, "not a member"),
         (unknown_channel, Status::NotFound, "nochannel"),

@@ -71,7 +71,21 @@ async fn a_hostile_consenter_is_refused_and_the_channel_keeps_ordering() {
     heartbeat.commit = before.commit_index + 1000;
     let misaddressed = raft_message(MessageType::MsgAppend, from, before.leader_id, term);
     let local_only = raft_message(MessageType::MsgHup, from, me, term);
-    let hostile_msgs = [propose, timeout_now, heartbeat, misaddressed, local_only];
+    // A snapshot far ahead whose membership is the victim alone: applied, it would let the
+    // victim elect itself with no one else's vote.
+    let mut snapshot = raft_message(MessageType::MsgSnapshot, from, me, term);
+    let meta = snapshot.mut_snapshot().mut_metadata();
+    meta.index = before.commit_index + 1000;
+    meta.term = term;
+    meta.mut_conf_state().voters = vec![me];
+    let hostile_msgs = [
+        propose,
+        timeout_now,
+        heartbeat,
+        misaddressed,
+        local_only,
+        snapshot,
+    ];
 
     let cfg = NodeConfig::load(&net.cluster.nodes[hostile].config).unwrap();
     let tls = TlsMaterial::load(&cfg.tls).unwrap();
@@ -104,6 +118,7 @@ async fn a_hostile_consenter_is_refused_and_the_channel_keeps_ordering() {
         "MsgHeartbeat",
         "MsgAppend",
         "MsgHup",
+        "MsgSnapshot",
     ] {
         assert_eq!(refused(&ops, &ch, kind), 1.0, "refusals of {kind}");
     }

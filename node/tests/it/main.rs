@@ -14,6 +14,7 @@ mod limits;
 mod local_up;
 mod operations;
 mod peers;
+mod pinned_dialing;
 mod signed_blocks;
 mod signed_requests;
 mod support;

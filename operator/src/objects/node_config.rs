@@ -51,7 +51,7 @@ pub fn config_map(node: &NodeObjects, config: &NodeConfig, roots: &[OrgCas]) -> 
     let mut data = BTreeMap::new();
     data.insert(
         CONFIG_FILE.to_owned(),
-        serde_yaml::to_string(config).map_err(|e| crate::Error::Pki(e.to_string()))?,
+        serde_norway::to_string(config).map_err(|e| crate::Error::Pki(e.to_string()))?,
     );
     for root in roots {
         data.insert(
