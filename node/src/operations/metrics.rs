@@ -26,6 +26,7 @@ pub struct Metrics {
     pub data_persist_duration: HistogramVec,
     pub chain_halted: IntGaugeVec,
     pub cluster_refused_messages: IntCounterVec,
+    pub cluster_dropped_messages: IntCounterVec,
     pub broadcast_processed_count: IntCounterVec,
     pub broadcast_validate_duration: HistogramVec,
     pub deliver_blocks_sent: IntCounterVec,
@@ -120,6 +121,12 @@ impl Metrics {
                 "raftnet_cluster_refused_messages_total",
                 "Raft messages from consenters refused (a type they do not send, another node's, a TimeoutNow not from the leader, a commit beyond the log), by type.",
                 &["channel", "type"],
+            ),
+            cluster_dropped_messages: counter(
+                &r,
+                "raftnet_cluster_dropped_messages_total",
+                "Raft messages from consenters dropped because the chain's inbox was full (more than 256 MiB queued).",
+                &["channel"],
             ),
             broadcast_processed_count: counter(
                 &r,

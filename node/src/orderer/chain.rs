@@ -19,6 +19,7 @@ use tokio::sync::{oneshot, watch};
 use super::blockcreator::BlockCreator;
 use super::blockcutter::{BlockCutter, Pending};
 use super::handoff::{PendingTransfer, TransferRequest};
+use super::inbox::{RaftInbox, MAX_QUEUED_BYTES};
 use super::status::{ChainStatus, Contacts};
 use super::storage::RaftStorage;
 use super::transport::{PeerState, Transport};
@@ -36,7 +37,8 @@ const LEDGER_CACHE: usize = 32 << 20;
 const LEADER_CHECK: Duration = Duration::from_millis(20);
 
 pub enum Event {
-    Step(Box<Message>),
+    /// A message from another consenter and its size on the wire (see `inbox`).
+    Step(Box<Message>, usize),
     Submit(Submission),
     Transfer(TransferRequest),
     Stop,
@@ -79,6 +81,7 @@ pub struct ChainHandle {
     pub readers: Policy,
     pub contacts: Contacts,
     events: mpsc::Sender<Event>,
+    inbox: Arc<RaftInbox>,
     status: watch::Receiver<ChainStatus>,
     election_timeout: Duration,
     stopping: Arc<AtomicBool>,
@@ -146,6 +149,7 @@ impl ChainHandle {
         let raw = RawNode::new(&raft_cfg, storage, &logger)?;
 
         let (events_tx, events_rx) = mpsc::channel();
+        let inbox = Arc::new(RaftInbox::new(MAX_QUEUED_BYTES));
         let stopping = Arc::new(AtomicBool::new(false));
         let (status_tx, status_rx) = watch::channel(ChainStatus::default());
         let status_tx = Arc::new(status_tx);
@@ -163,6 +167,7 @@ impl ChainHandle {
                 .with_context(|| format!("channel {} consenter {}", config.channel_id, c.name))?;
         }
         let chain = Chain {
+            inbox: inbox.clone(),
             channel: config.channel_id.clone(),
             id: node_id,
             raw,
@@ -226,6 +231,7 @@ impl ChainHandle {
             readers,
             contacts,
             events: events_tx,
+            inbox,
             status: status_rx,
             election_timeout,
             stopping,
@@ -271,8 +277,19 @@ impl ChainHandle {
             .map(|c| format!("{}:{}", c.host, c.port))
     }
 
-    pub fn step(&self, msg: Message) {
-        let _ = self.events.send(Event::Step(Box::new(msg)));
+    /// Queues a Raft message of `size` bytes for the chain's thread; dropped (and counted)
+    /// while the chain's inbox is full.
+    pub fn step(&self, msg: Message, size: usize) {
+        if !self.inbox.admit(size) {
+            crate::operations::metrics::metrics()
+                .cluster_dropped_messages
+                .with_label_values(&[&self.config.channel_id])
+                .inc();
+            return;
+        }
+        if self.events.send(Event::Step(Box::new(msg), size)).is_err() {
+            self.inbox.taken(size);
+        }
     }
 
     /// Hands a validated envelope to the chain; the answer comes once it is ordered or cannot be.
@@ -326,6 +343,8 @@ pub(super) struct Chain {
     pub(super) raw: RawNode<RaftStorage>,
     pub(super) store: Arc<BlockStore>,
     pub(super) addrs: HashMap<u64, String>,
+    /// Shared with the handle: what `Event::Step`s in the queue weigh.
+    inbox: Arc<RaftInbox>,
     pub(super) transport: Arc<Transport>,
     pub(super) runtime: tokio::runtime::Handle,
     pub(super) raft_opts: RaftOptions,
@@ -386,7 +405,7 @@ fn drain_halted(events: &mpsc::Receiver<Event>, channel: &str, reason: &str) {
                     .reply
                     .send(Err(super::handoff::TransferError::Halted(why.clone())));
             }
-            Event::Step(_) => {}
+            Event::Step(..) => {}
             Event::Stop => return,
         }
     }
@@ -495,7 +514,8 @@ impl Chain {
     /// False to stop.
     fn handle(&mut self, ev: Event) -> bool {
         match ev {
-            Event::Step(m) => {
+            Event::Step(m, size) => {
+                self.inbox.taken(size);
                 let from = m.from;
                 let (leader, last) = (self.raw.raft.leader_id, self.raw.raft.raft_log.last_index());
                 let checked =

@@ -74,7 +74,7 @@ impl cluster_server::Cluster for ClusterService {
                 raft_guard::count(&msg.channel_id, sender, &r);
                 continue;
             }
-            chain.step(m);
+            chain.step(m, msg.message.len());
         }
         Ok(Response::new(StepResponse {}))
     }

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod deliver;
 pub mod forwarder;
 pub mod handoff;
+pub mod inbox;
 pub mod msgprocessor;
 pub mod pending;
 pub mod raft_guard;
