@@ -38,8 +38,15 @@ cd "$(dirname "$0")/.."
 export RAFTNET_CACHE="$CACHE"
 checks=(bans licenses sources)
 flags=()
+db_date() {
+  local db
+  db=$(compgen -G "$DB_ROOT/*/crates" | head -n1) || true
+  [[ -n "$db" ]] && git -C "$(dirname "$db")" log -1 --format=%cs 2>/dev/null || echo 'unknown date'
+}
+# `fetch db` also succeeds, quietly, when GitHub is out of reach and a copy is already here:
+# say how recent the copy checked against is.
 if fetched=$(timeout "${DENY_FETCH_TIMEOUT:-60}" "$BIN" fetch db 2>&1); then
-  log "advisory database fetched into $DB_ROOT"
+  log "advisory database in $DB_ROOT, newest advisory commit $(db_date)"
   checks+=(advisories)
   flags+=(--offline)
 elif db=$(compgen -G "$DB_ROOT/*/crates" | head -n1) && [[ -n "$db" ]]; then
