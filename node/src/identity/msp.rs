@@ -3,10 +3,10 @@
 //! Every transaction carries a `SerializedIdentity` (MSP id + certificate). Parsing the
 //! certificate and checking the CA signature costs far more than checking the message
 //! signature, and the same few certificates sign almost everything, so successful
-//! validations are cached by a hash of (MSP id, DER certificate); the validity period is
-//! re-checked on every hit so expiry is still noticed. The certificate field must hold exactly
-//! one PEM certificate: what is cached is what was checked, and padding the text cannot make
-//! new cache entries for one certificate.
+//! validations are cached by a hash of (MSP id, PEM text); the validity period is re-checked
+//! on every hit so expiry is still noticed. The certificate field must hold exactly one PEM
+//! certificate, and only its canonical text (64-column base64, LF) is cached: other spellings
+//! of one certificate are checked each time, so they cannot fill the cache.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -189,12 +189,12 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn cache_key(msp_id: &str, cert_der: &[u8]) -> [u8; 32] {
+fn cache_key(msp_id: &str, cert_pem: &[u8]) -> [u8; 32] {
     let mut ctx = Context::new(&SHA256);
     // Length prefix so (msp, cert) pairs cannot collide by shifting bytes between them.
     ctx.update(&(msp_id.len() as u64).to_be_bytes());
     ctx.update(msp_id.as_bytes());
-    ctx.update(cert_der);
+    ctx.update(cert_pem);
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out
@@ -216,6 +216,16 @@ fn single_certificate(pem: &[u8], what: &str) -> Result<Vec<u8>, String> {
         ));
     }
     Ok(block.contents)
+}
+
+/// Whether `text` is exactly the canonical PEM of `der` (as rcgen, openssl and cryptogen write
+/// it): one text per certificate, so cache entries cannot be multiplied by re-spelling it.
+fn is_canonical_pem(text: &[u8], der: &[u8]) -> bool {
+    let canonical = pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    );
+    text == canonical.as_bytes()
 }
 
 /// The first OU naming a role; certificates may carry other OUs too.
@@ -323,9 +333,7 @@ impl MspSet {
             .get(&id.msp_id)
             .map(|&i| &self.orgs[i])
             .ok_or_else(|| IdentityError::UnknownMsp(id.msp_id.clone()))?;
-        let what = format!("identity certificate for MSP '{}'", org.msp_id);
-        let der = single_certificate(&id.cert_pem, &what).map_err(IdentityError::Certificate)?;
-        let key = cache_key(&id.msp_id, &der);
+        let key = cache_key(&id.msp_id, &id.cert_pem);
         let cached = self
             .cache
             .lock()
@@ -339,7 +347,12 @@ impl MspSet {
             return Ok(v);
         }
 
+        let what = format!("identity certificate for MSP '{}'", org.msp_id);
+        let der = single_certificate(&id.cert_pem, &what).map_err(IdentityError::Certificate)?;
         let verified = Arc::new(Self::validate_uncached(org, &der, &what, now)?);
+        if !is_canonical_pem(&id.cert_pem, &der) {
+            return Ok(verified);
+        }
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
@@ -599,10 +612,16 @@ mod tests {
         let msps = MspSet::new(&[a.org()]).unwrap();
         let s = a.signer("peer0", Role::Peer);
         msps.validate(&s.serialize()).unwrap();
-        // The same certificate with other surrounding whitespace is the same entry.
+        // The same certificate spelled otherwise is valid, but checked each time, not cached.
         let mut spaced = s.serialize();
         spaced.cert_pem = [b"\n".as_slice(), s.cert_pem(), b"\n\n"].concat();
         msps.validate(&spaced).unwrap();
+        let mut crlf = s.serialize();
+        crlf.cert_pem = String::from_utf8(s.cert_pem().to_vec())
+            .unwrap()
+            .replace('\n', "\r\n")
+            .into_bytes();
+        msps.validate(&crlf).unwrap();
         assert_eq!(msps.cache_len(), 1);
         // Anything after the certificate is refused, not cached under a new key.
         for tail in [
@@ -658,10 +677,10 @@ mod tests {
         let v = msps.validate(&s.serialize()).unwrap();
         let mut expired = (*v).clone();
         expired.valid_until = now() - 10;
-        msps.cache.lock().unwrap().insert(
-            cache_key("Org1MSP", &der(std::str::from_utf8(s.cert_pem()).unwrap())),
-            Arc::new(expired),
-        );
+        msps.cache
+            .lock()
+            .unwrap()
+            .insert(cache_key("Org1MSP", s.cert_pem()), Arc::new(expired));
         let err = msps.validate(&s.serialize()).unwrap_err();
         assert!(matches!(err, IdentityError::Expired(_)), "{err}");
     }

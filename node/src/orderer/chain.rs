@@ -200,6 +200,7 @@ impl ChainHandle {
         };
         let election_timeout = chain.election_timeout();
         let channel = config.channel_id.clone();
+        let halted_inbox = inbox.clone();
         let thread = std::thread::Builder::new()
             .name(format!("chain-{}", config.channel_id))
             .spawn(move || {
@@ -219,7 +220,7 @@ impl ChainHandle {
                         reason
                     }
                 };
-                drain_halted(&events_rx, &channel, &reason);
+                drain_halted(&events_rx, &halted_inbox, &channel, &reason);
             })?;
         Ok(Arc::new(Self {
             config,
@@ -392,7 +393,7 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
 
 /// A halted chain's thread answers until the node stops: submissions and transfers are
 /// refused with the reason, Raft messages dropped.
-fn drain_halted(events: &mpsc::Receiver<Event>, channel: &str, reason: &str) {
+fn drain_halted(events: &mpsc::Receiver<Event>, inbox: &RaftInbox, channel: &str, reason: &str) {
     let why =
         format!("channel {channel} is halted on this orderer ({reason}); use another orderer");
     for ev in events.iter() {
@@ -405,7 +406,7 @@ fn drain_halted(events: &mpsc::Receiver<Event>, channel: &str, reason: &str) {
                     .reply
                     .send(Err(super::handoff::TransferError::Halted(why.clone())));
             }
-            Event::Step(..) => {}
+            Event::Step(_, size) => inbox.taken(size),
             Event::Stop => return,
         }
     }
