@@ -4,6 +4,7 @@
 //! A member's role (admin, client, peer, orderer) is carried in its certificate's OU,
 //! as Fabric's "NodeOUs" do, so policies can name roles without extra configuration.
 
+pub mod batch;
 pub mod ca;
 pub mod msp;
 pub mod policy;

@@ -53,16 +53,21 @@ impl fmt::Debug for VerifiedIdentity {
 }
 
 impl VerifiedIdentity {
-    /// Checks a signature made by this identity: ECDSA P-256 SHA-256 (ASN.1 DER) or Ed25519,
-    /// as its certificate's key says.
+    /// Checks a signature made by this identity: ECDSA P-256 SHA-256 (ASN.1 DER) or Ed25519
+    /// (under ZIP-215's rules, as batches check it: [`super::batch`]), as its certificate's
+    /// key says.
     pub fn verify_signature(&self, msg: &[u8], sig: &[u8]) -> Result<(), IdentityError> {
-        let algorithm: &dyn ring::signature::VerificationAlgorithm = match self.algorithm {
-            super::KeyAlgorithm::EcdsaP256 => &ECDSA_P256_SHA256_ASN1,
-            super::KeyAlgorithm::Ed25519 => &ring::signature::ED25519,
+        let ok = match self.algorithm {
+            super::KeyAlgorithm::EcdsaP256 => {
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &self.public_key)
+                    .verify(msg, sig)
+                    .is_ok()
+            }
+            super::KeyAlgorithm::Ed25519 => {
+                super::batch::ed25519_verify(&self.public_key, msg, sig)
+            }
         };
-        UnparsedPublicKey::new(algorithm, &self.public_key)
-            .verify(msg, sig)
-            .map_err(|_| IdentityError::BadSignature)
+        ok.then_some(()).ok_or(IdentityError::BadSignature)
     }
 
     /// The algorithm of its key.

@@ -144,19 +144,13 @@ fn prechecked(rules: &ChannelRules, txs: &[Vec<u8>]) -> Vec<Prechecked> {
         .map_or(1, |n| n.get())
         .min(8);
     if threads == 1 || txs.len() < PARALLEL_FROM {
-        return txs.iter().map(|raw| precheck(rules, raw)).collect();
+        return precheck(rules, txs);
     }
     let chunk = txs.len().div_ceil(threads);
     std::thread::scope(|s| {
         let handles: Vec<_> = txs
             .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|raw| precheck(rules, raw))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|part| s.spawn(move || precheck(rules, part)))
             .collect();
         handles
             .into_iter()

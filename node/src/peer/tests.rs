@@ -12,7 +12,7 @@ use super::endorser::endorse_on;
 use super::lifecycle::{deploy_args, LIFECYCLE};
 use crate::client::Client;
 use crate::config::NodeConfig;
-use crate::identity::SigningIdentity;
+use crate::identity::{KeyAlgorithm, SigningIdentity};
 use crate::ledger::{channel_config, new_block};
 use crate::network::ordering::{generate, OrderingSpec};
 use crate::proto::common::{Block, Envelope};
@@ -29,6 +29,11 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(KeyAlgorithm::EcdsaP256)
+}
+
+/// Two organisations whose signing identities use `key_algorithm`.
+fn fixture_with(key_algorithm: KeyAlgorithm) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let layout = generate(
         &dir.path().join("net"),
@@ -36,6 +41,7 @@ fn fixture() -> Fixture {
             orderers: 1,
             orgs: vec!["Org1MSP".into(), "Org2MSP".into()],
             peers_per_org: 1,
+            key_algorithm,
             ..OrderingSpec::default()
         },
     )
@@ -78,6 +84,23 @@ impl Fixture {
             .collect();
         let env = by.endorsed_envelope(&call, &resps, &[]).unwrap();
         (call.tx_id().to_string(), env)
+    }
+
+    /// Like [`Fixture::tx`], with the signature of the endorsement of peer `forged` altered.
+    fn tx_with_forged_endorsement(&self, args: &[&str], forged: usize) -> Envelope {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let call = self
+            .client
+            .proposal(self.ch.channel_id(), "mycc", &args)
+            .unwrap();
+        let mut resps: Vec<_> = self
+            .peers
+            .iter()
+            .map(|p| endorse_on(&self.ch, p, call.signed.clone()).unwrap())
+            .collect();
+        let e = resps[forged].endorsement.as_mut().unwrap();
+        e.signature[20] ^= 0x01;
+        self.client.endorsed_envelope(&call, &resps, &[]).unwrap()
     }
 
     fn commit(&self, envs: &[&Envelope]) -> FilteredBlock {
@@ -220,6 +243,39 @@ fn a_forged_envelope_does_not_use_up_a_transaction_id() {
         [Code::BadCreatorSignature, Code::Valid]
     );
     assert_eq!(f.value("mycc", "a").as_deref(), Some("90"));
+}
+
+/// A block's Ed25519 signatures are verified as batches; a forged one among them is found
+/// and only its transaction is invalid, with the code it gets when checked alone.
+#[test]
+fn a_forged_ed25519_signature_in_a_batch_is_found_and_named() {
+    let f = fixture_with(KeyAlgorithm::Ed25519);
+    let accounts: Vec<String> = (0..24)
+        .flat_map(|i| [format!("a{i}"), "100".into(), format!("b{i}"), "100".into()])
+        .collect();
+    let accounts: Vec<&str> = accounts.iter().map(String::as_str).collect();
+    f.deploy("mycc", "example02", &accounts);
+    let mut envs: Vec<Envelope> = (0..24)
+        .map(|i| {
+            let (a, b) = (format!("a{i}"), format!("b{i}"));
+            f.tx(&f.client, "mycc", &["invoke", &a, &b, "1"]).1
+        })
+        .collect();
+    // The creator's signature of transaction 7, and Org2's endorsement of transaction 15.
+    envs[7].signature[20] ^= 0x01;
+    envs[15] = f.tx_with_forged_endorsement(&["invoke", "a15", "b15", "1"], 1);
+    let codes = codes(&f.commit(&envs.iter().collect::<Vec<_>>()));
+    for (i, code) in codes.iter().enumerate() {
+        let want = match i {
+            7 => Code::BadCreatorSignature,
+            15 => Code::EndorsementPolicyFailure,
+            _ => Code::Valid,
+        };
+        assert_eq!(*code, want, "transaction {i}");
+    }
+    assert_eq!(f.value("mycc", "a7").as_deref(), Some("100"));
+    assert_eq!(f.value("mycc", "a15").as_deref(), Some("100"));
+    assert_eq!(f.value("mycc", "a3").as_deref(), Some("99"));
 }
 
 #[test]

@@ -20,7 +20,8 @@ use ring::digest::{digest, SHA256};
 
 use super::lifecycle::{self, LIFECYCLE};
 use super::statedb::StateReader;
-use crate::identity::{MspSet, Policy, VerifiedIdentity};
+use crate::identity::batch::{verify_all, Check};
+use crate::identity::{IdentityError, MspSet, Policy, VerifiedIdentity};
 use crate::ledger::compute_tx_id;
 use crate::proto::common::{ChannelHeader, Envelope, HeaderType, Payload};
 use crate::proto::peer::{
@@ -100,31 +101,155 @@ struct Signed {
     endorsers: Vec<Arc<VerifiedIdentity>>,
 }
 
-/// Decodes and checks the signatures of one transaction (an encoded envelope).
-pub fn precheck(rules: &ChannelRules, raw: &[u8]) -> Prechecked {
+/// Decodes transactions (encoded envelopes) and checks their signatures. Every other check
+/// comes first; then the signatures of all the transactions are verified together
+/// ([`verify_all`]: Ed25519 ones as one batch), with the verdict on each that checking it
+/// alone gives.
+pub fn precheck(rules: &ChannelRules, raws: &[Vec<u8>]) -> Vec<Prechecked> {
+    let gathered: Vec<Gathered> = raws.iter().map(|raw| gather(rules, raw)).collect();
+    let checks: Vec<Check> = gathered.iter().flat_map(Gathered::checks).collect();
+    let mut verdicts = verify_all(&checks).into_iter();
+    gathered
+        .into_iter()
+        .map(|g| g.settle(&mut verdicts))
+        .collect()
+}
+
+/// One transaction with everything but its signatures checked.
+struct Gathered {
+    tx_id: Option<String>,
+    /// Err: refused before any signature was needed (the creator is not proven).
+    state: Result<Unverified, Invalid>,
+}
+
+/// A transaction from a known member of the channel, whose signatures are yet to be verified.
+struct Unverified {
+    creator: Arc<VerifiedIdentity>,
+    /// The envelope's payload and the creator's signature over it.
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+    /// Outer Err: the creator may not write. Inner: the verdict on the endorsed parts.
+    rest: Result<Result<Endorsed, Invalid>, Invalid>,
+}
+
+/// The endorsed parts of a transaction; endorsers are members, signatures not yet verified.
+struct Endorsed {
+    input: ChaincodeInput,
+    chaincode_version: String,
+    rwset: TxReadWriteSet,
+    /// What the endorsers signed.
+    response_payload: Vec<u8>,
+    /// Each endorser with its signature to verify; `None` for this peer's own endorsement,
+    /// made by its endorser over these very bytes and known good.
+    endorsers: Vec<(Arc<VerifiedIdentity>, Option<Vec<u8>>)>,
+}
+
+impl Gathered {
+    /// The signatures to verify: the creator's, then the endorsers', in order.
+    fn checks(&self) -> Vec<Check<'_>> {
+        let Ok(u) = &self.state else {
+            return Vec::new();
+        };
+        let mut checks = vec![Check {
+            signer: &u.creator,
+            msg: &u.payload,
+            sig: &u.signature,
+        }];
+        if let Ok(Ok(e)) = &u.rest {
+            checks.extend(e.endorsers.iter().filter_map(|(id, sig)| {
+                Some(Check {
+                    signer: id,
+                    msg: &e.response_payload,
+                    sig: sig.as_ref()?,
+                })
+            }));
+        }
+        checks
+    }
+
+    /// The verdict, given the outcomes of [`Gathered::checks`] in their order.
+    fn settle(self, verdicts: &mut impl Iterator<Item = bool>) -> Prechecked {
+        let tx_id = self.tx_id;
+        let u = match self.state {
+            Ok(u) => u,
+            Err(e) => {
+                return Prechecked {
+                    tx_id,
+                    creator_proven: false,
+                    checked: Err(e),
+                }
+            }
+        };
+        // A missing outcome would be a bug: it counts as a bad signature.
+        let creator_signed = verdicts.next() == Some(true);
+        let rest = u.rest.map(|r| {
+            r.map(|e| {
+                let endorsers = e
+                    .endorsers
+                    .into_iter()
+                    .filter(|(_, sig)| sig.is_none() || verdicts.next() == Some(true))
+                    .map(|(id, _)| id)
+                    .collect();
+                Signed {
+                    creator: u.creator,
+                    input: e.input,
+                    chaincode_version: e.chaincode_version,
+                    rwset: e.rwset,
+                    endorsers,
+                }
+            })
+        });
+        let (creator_proven, checked) = match rest {
+            _ if !creator_signed => (
+                false,
+                Err(invalid(
+                    Code::BadCreatorSignature,
+                    IdentityError::BadSignature.to_string(),
+                )),
+            ),
+            Err(unwritable) => (false, Err(unwritable)),
+            Ok(checked) => (true, checked),
+        };
+        Prechecked {
+            tx_id,
+            creator_proven,
+            checked,
+        }
+    }
+}
+
+/// Every check of one transaction but its signatures.
+fn gather(rules: &ChannelRules, raw: &[u8]) -> Gathered {
     let (env, payload, header) = match open(raw) {
         Ok(x) => x,
         Err((tx_id, e)) => {
-            return Prechecked {
+            return Gathered {
                 tx_id,
-                creator_proven: false,
-                checked: Err(e),
+                state: Err(e),
             }
         }
     };
     let tx_id = Some(header.tx_id.clone());
-    match check_creator(rules, &env, &header) {
-        Err(e) => Prechecked {
-            tx_id,
-            creator_proven: false,
-            checked: Err(e),
-        },
-        Ok(creator) => Prechecked {
-            tx_id,
-            creator_proven: true,
-            checked: check_endorsed(rules, creator, &payload, &header),
-        },
-    }
+    let state = creator(rules, &header).map(|creator| {
+        let rest = if rules.writers.evaluate(&[&creator]) {
+            Ok(endorsed(rules, &payload, &header))
+        } else {
+            Err(invalid(
+                Code::BadCreatorSignature,
+                format!(
+                    "creator of {} does not satisfy the Writers policy",
+                    creator.msp_id
+                ),
+            ))
+        };
+        Unverified {
+            creator,
+            payload: env.payload,
+            signature: env.signature,
+            rest,
+        }
+    });
+    Gathered { tx_id, state }
 }
 
 /// The envelope, its payload and header; on failure the header's tx id if it decoded.
@@ -146,13 +271,8 @@ fn open(raw: &[u8]) -> Result<(Envelope, Payload, ChannelHeader), (Option<String
     Ok((env, payload, header))
 }
 
-/// The creator chains to a channel organisation, owns the tx id, signed the envelope and
-/// may write.
-fn check_creator(
-    rules: &ChannelRules,
-    env: &Envelope,
-    header: &ChannelHeader,
-) -> Result<Arc<VerifiedIdentity>, Invalid> {
+/// The creator chains to a channel organisation and owns the tx id.
+fn creator(rules: &ChannelRules, header: &ChannelHeader) -> Result<Arc<VerifiedIdentity>, Invalid> {
     if header.channel_id != rules.channel_id {
         return Err(invalid(
             Code::BadPayload,
@@ -169,30 +289,19 @@ fn check_creator(
             "tx_id is not the hash of a nonce and the creator's certificate",
         ));
     }
-    let creator_id = rules
+    rules
         .msps
-        .verify_ignoring_time(creator, &env.payload, &env.signature)
-        .map_err(|e| invalid(Code::BadCreatorSignature, e.to_string()))?;
-    if !rules.writers.evaluate(&[&creator_id]) {
-        return Err(invalid(
-            Code::BadCreatorSignature,
-            format!(
-                "creator of {} does not satisfy the Writers policy",
-                creator_id.msp_id
-            ),
-        ));
-    }
-    Ok(creator_id)
+        .validate_ignoring_time(creator)
+        .map_err(|e| invalid(Code::BadCreatorSignature, e.to_string()))
 }
 
 /// The proposal is this transaction's, the endorsed response is for that proposal, and
-/// which endorsements verify.
-fn check_endorsed(
+/// which endorsers are members.
+fn endorsed(
     rules: &ChannelRules,
-    creator: Arc<VerifiedIdentity>,
     payload: &Payload,
     header: &ChannelHeader,
-) -> Result<Signed, Invalid> {
+) -> Result<Endorsed, Invalid> {
     let tx = Transaction::decode(&payload.data[..]).map_err(|e| {
         invalid(
             Code::BadPayload,
@@ -252,8 +361,8 @@ fn check_endorsed(
             ),
         ));
     }
-    // Only endorsements that verify against the signed payload count; a certificate given
-    // twice is checked once.
+    // Only members' endorsements are kept, their signatures to be verified; a certificate
+    // given twice is checked once.
     let mut seen = HashSet::new();
     let endorsers = tx
         .endorsements
@@ -263,25 +372,18 @@ fn check_endorsed(
             if !seen.insert((&id.msp_id, &id.cert_pem)) {
                 return None;
             }
-            // This peer's own signature, made by its endorser over these very bytes, is known
-            // good; its certificate is still checked (cached) like every other.
-            if rules
+            let own = rules
                 .own_endorsements
-                .take(id, &tx.response_payload, &e.signature)
-            {
-                return rules.msps.validate_ignoring_time(id).ok();
-            }
-            rules
-                .msps
-                .verify_ignoring_time(id, &tx.response_payload, &e.signature)
-                .ok()
+                .take(id, &tx.response_payload, &e.signature);
+            let member = rules.msps.validate_ignoring_time(id).ok()?;
+            Some((member, (!own).then(|| e.signature.clone())))
         })
         .collect();
-    Ok(Signed {
-        creator,
+    Ok(Endorsed {
         input,
         chaincode_version: cc.version,
         rwset,
+        response_payload: tx.response_payload,
         endorsers,
     })
 }
