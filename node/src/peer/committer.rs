@@ -9,6 +9,8 @@
 //! crash of the machine, the database reopens at its last synced block and the peer pulls
 //! the rest again, reaching the same verdicts.
 
+use std::sync::OnceLock;
+
 use prost::Message;
 use ring::digest::{Context, SHA256};
 
@@ -31,7 +33,7 @@ pub fn commit_block(ch: &PeerChannel, block: &Block) -> anyhow::Result<FilteredB
         .as_ref()
         .map(|d| &d.transactions[..])
         .unwrap_or(&[]);
-    let state = StateReader::new(ch.db.begin_read()?);
+    let state = StateReader::new(ch.db.begin_read()?)?;
     let verdicts: Vec<Verdict> = if number == 0 {
         // The genesis block is the channel's configuration, trusted by joining it.
         crate::ledger::tx_ids(block)
@@ -78,14 +80,14 @@ pub fn commit_block(ch: &PeerChannel, block: &Block) -> anyhow::Result<FilteredB
         .store
         .append(&txn, block, &encoded, &valid_ids, &ch.store.tip())?;
     {
-        let w = StateWriter::new(&txn);
+        let mut w = StateWriter::new(&txn)?;
         for (i, v) in verdicts.iter().enumerate() {
             let version = Version {
                 block_num: number,
                 tx_num: i as u64,
             };
             if let Some(rwset) = &v.rwset {
-                apply(&w, rwset, &version)?;
+                apply(&mut w, rwset, &version)?;
             }
             // Ids are indexed once their creator is proven; a duplicate keeps the first record.
             if let (Some(id), true) = (&v.tx_id, v.spends_tx_id) {
@@ -140,9 +142,13 @@ const PARALLEL_FROM: usize = 8;
 
 /// The stateless checks of every transaction, spread over the machine's cores.
 fn prechecked(rules: &ChannelRules, txs: &[Vec<u8>]) -> Vec<Prechecked> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
+    // Asked once: the answer comes from cgroup files, too slow to read for every block.
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    let threads = *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+    });
     if threads == 1 || txs.len() < PARALLEL_FROM {
         return precheck(rules, txs);
     }
@@ -159,7 +165,7 @@ fn prechecked(rules: &ChannelRules, txs: &[Vec<u8>]) -> Vec<Prechecked> {
     })
 }
 
-fn apply(w: &StateWriter, rwset: &TxReadWriteSet, version: &Version) -> anyhow::Result<()> {
+fn apply(w: &mut StateWriter, rwset: &TxReadWriteSet, version: &Version) -> anyhow::Result<()> {
     for ns in &rwset.ns_rwset {
         for kv in &ns.writes {
             if kv.is_delete {

@@ -5,7 +5,7 @@
 //! Also here: the index of every transaction id ever committed (for duplicate detection
 //! beyond the orderers' window) and the chain of commit hashes.
 
-use redb::{ReadTransaction, TableDefinition, WriteTransaction};
+use redb::{ReadOnlyTable, ReadTransaction, Table, TableDefinition, WriteTransaction};
 
 use crate::proto::peer::{TxValidationCode, Version};
 
@@ -65,16 +65,23 @@ pub fn create_tables(txn: &WriteTransaction) -> anyhow::Result<()> {
 /// Reads committed state from one consistent snapshot.
 pub struct StateReader {
     txn: ReadTransaction,
+    /// Opened once: a block's validation reads it for every transaction.
+    state: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    txids: ReadOnlyTable<&'static str, &'static [u8]>,
 }
 
 impl StateReader {
-    pub fn new(txn: ReadTransaction) -> Self {
-        Self { txn }
+    pub fn new(txn: ReadTransaction) -> anyhow::Result<Self> {
+        Ok(Self {
+            state: txn.open_table(STATE)?,
+            txids: txn.open_table(TXIDS)?,
+            txn,
+        })
     }
 
     pub fn get(&self, ns: &str, key: &str) -> anyhow::Result<Option<Versioned>> {
-        let t = self.txn.open_table(STATE)?;
-        t.get(&state_key(ns, key)[..])?
+        self.state
+            .get(&state_key(ns, key)[..])?
             .map(|v| decode_versioned(v.value()))
             .transpose()
     }
@@ -86,7 +93,6 @@ impl StateReader {
         start: &str,
         end: &str,
     ) -> anyhow::Result<Vec<(String, Versioned)>> {
-        let t = self.txn.open_table(STATE)?;
         let lo = state_key(ns, start);
         // NUL + 1: just past every key of the namespace.
         let hi = if end.is_empty() {
@@ -97,7 +103,7 @@ impl StateReader {
             state_key(ns, end)
         };
         let mut out = Vec::new();
-        for item in t.range(&lo[..]..&hi[..])? {
+        for item in self.state.range(&lo[..]..&hi[..])? {
             let (k, v) = item?;
             let key = &k.value()[ns.len() + 1..];
             out.push((
@@ -109,8 +115,7 @@ impl StateReader {
     }
 
     pub fn tx(&self, tx_id: &str) -> anyhow::Result<Option<TxRecord>> {
-        let t = self.txn.open_table(TXIDS)?;
-        let Some(v) = t.get(tx_id)? else {
+        let Some(v) = self.txids.get(tx_id)? else {
             return Ok(None);
         };
         let raw = v.value();
@@ -131,45 +136,54 @@ impl StateReader {
     }
 }
 
-/// Writes of one block, inside the block's database transaction.
+/// Writes of one block, inside the block's database transaction; its tables are opened once
+/// per block, not once per write.
 pub struct StateWriter<'a> {
-    txn: &'a WriteTransaction,
+    state: Table<'a, &'static [u8], &'static [u8]>,
+    txids: Table<'a, &'static str, &'static [u8]>,
+    meta: Table<'a, &'static str, &'static [u8]>,
 }
 
 impl<'a> StateWriter<'a> {
-    pub fn new(txn: &'a WriteTransaction) -> Self {
-        Self { txn }
+    pub fn new(txn: &'a WriteTransaction) -> anyhow::Result<Self> {
+        Ok(Self {
+            state: txn.open_table(STATE)?,
+            txids: txn.open_table(TXIDS)?,
+            meta: txn.open_table(META)?,
+        })
     }
 
-    pub fn put(&self, ns: &str, key: &str, version: &Version, value: &[u8]) -> anyhow::Result<()> {
+    pub fn put(
+        &mut self,
+        ns: &str,
+        key: &str,
+        version: &Version,
+        value: &[u8],
+    ) -> anyhow::Result<()> {
         let mut raw = Vec::with_capacity(16 + value.len());
         raw.extend_from_slice(&version.block_num.to_be_bytes());
         raw.extend_from_slice(&version.tx_num.to_be_bytes());
         raw.extend_from_slice(value);
-        self.txn
-            .open_table(STATE)?
-            .insert(&state_key(ns, key)[..], &raw[..])?;
+        self.state.insert(&state_key(ns, key)[..], &raw[..])?;
         Ok(())
     }
 
-    pub fn delete(&self, ns: &str, key: &str) -> anyhow::Result<()> {
-        self.txn
-            .open_table(STATE)?
-            .remove(&state_key(ns, key)[..])?;
+    pub fn delete(&mut self, ns: &str, key: &str) -> anyhow::Result<()> {
+        self.state.remove(&state_key(ns, key)[..])?;
         Ok(())
     }
 
-    pub fn index_tx(&self, tx_id: &str, rec: TxRecord) -> anyhow::Result<()> {
+    pub fn index_tx(&mut self, tx_id: &str, rec: TxRecord) -> anyhow::Result<()> {
         let mut raw = [0u8; 20];
         raw[0..8].copy_from_slice(&rec.block.to_be_bytes());
         raw[8..16].copy_from_slice(&rec.tx.to_be_bytes());
         raw[16..20].copy_from_slice(&(rec.code as i32).to_be_bytes());
-        self.txn.open_table(TXIDS)?.insert(tx_id, &raw[..])?;
+        self.txids.insert(tx_id, &raw[..])?;
         Ok(())
     }
 
-    pub fn set_commit_hash(&self, hash: &[u8]) -> anyhow::Result<()> {
-        self.txn.open_table(META)?.insert(COMMIT_HASH, hash)?;
+    pub fn set_commit_hash(&mut self, hash: &[u8]) -> anyhow::Result<()> {
+        self.meta.insert(COMMIT_HASH, hash)?;
         Ok(())
     }
 }
@@ -186,7 +200,7 @@ mod tests {
         let txn = db.begin_write().unwrap();
         create_tables(&txn).unwrap();
         {
-            let w = StateWriter::new(&txn);
+            let mut w = StateWriter::new(&txn).unwrap();
             let v = Version {
                 block_num: 3,
                 tx_num: 1,
@@ -196,7 +210,7 @@ mod tests {
             w.put("cc2", "a", &v, b"x").unwrap();
         }
         txn.commit().unwrap();
-        let r = StateReader::new(db.begin_read().unwrap());
+        let r = StateReader::new(db.begin_read().unwrap()).unwrap();
         let all = r.range("cc", "", "").unwrap();
         assert_eq!(
             all.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
