@@ -1,6 +1,8 @@
 //! Broadcast: clients stream envelopes in and get one response each, in order. The orderer
 //! that receives an envelope validates it and hands it to the leader (itself or, forwarded,
 //! another orderer); SUCCESS comes once the block holding it is committed by a majority.
+//! A follower leaves the creator's signature to the leader, which checks every envelope it
+//! orders, and passes the leader's refusal on.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
 use super::chain::{ChainHandle, Outcome};
-use super::msgprocessor::{self, Rejection};
+use super::msgprocessor::{self, Rejection, SignatureCheck, Validated};
 use super::pending::{PendingBytes, Reservation};
 use super::registrar::Registrar;
 use super::transport::PeerState;
@@ -112,7 +114,13 @@ async fn handle(reg: Arc<Registrar>, env: Envelope, held: Reservation) -> Broadc
     };
     let m = crate::operations::metrics();
     let timer = std::time::Instant::now();
-    let validated = msgprocessor::validate(&chain, &env, &payload, size);
+    let status = chain.status();
+    let signature = if status.leader_id != 0 && status.leader_id != chain.node_id {
+        SignatureCheck::ByLeader
+    } else {
+        SignatureCheck::Here
+    };
+    let validated = msgprocessor::validate(&chain, &env, &payload, size, signature);
     let verdict = if validated.is_ok() {
         "SUCCESS"
     } else {
@@ -121,21 +129,23 @@ async fn handle(reg: Arc<Registrar>, env: Envelope, held: Reservation) -> Broadc
     m.broadcast_validate_duration
         .with_label_values(&[chain.channel_id(), "ENDORSER_TRANSACTION", verdict])
         .observe(timer.elapsed().as_secs_f64());
-    let tx_id = match validated {
-        Ok(id) => id,
+    let mut validated = match validated {
+        Ok(v) => v,
         Err(r) => {
             count(&chain, r.status);
             return reject(tx_id, r);
         }
     };
-    let outcome = order(&reg, &chain, tx_id.clone(), env).await;
+    let outcome = order(&reg, &chain, &mut validated, env).await;
     count(
         &chain,
-        match outcome {
+        match &outcome {
             Outcome::Ordered { .. } => Status::Success,
             Outcome::Unavailable(_) => Status::ServiceUnavailable,
+            Outcome::Refused(r) => r.status,
         },
     );
+    let tx_id = validated.tx_id;
     match outcome {
         Outcome::Ordered { block } => BroadcastResponse {
             status: Status::Success as i32,
@@ -146,6 +156,7 @@ async fn handle(reg: Arc<Registrar>, env: Envelope, held: Reservation) -> Broadc
         Outcome::Unavailable(info) => {
             reject(tx_id, Rejection::new(Status::ServiceUnavailable, info))
         }
+        Outcome::Refused(r) => reject(tx_id, r),
     }
 }
 
@@ -168,15 +179,15 @@ fn count(chain: &ChainHandle, status: Status) {
 pub async fn order(
     reg: &Registrar,
     chain: &Arc<ChainHandle>,
-    tx_id: String,
+    validated: &mut Validated,
     env: Envelope,
 ) -> Outcome {
     let deadline = tokio::time::Instant::now() + chain.election_timeout() * 2;
     let mut status = chain.watch_status();
     loop {
         status.borrow_and_update();
-        let outcome = order_once(reg, chain, &tx_id, &env).await;
-        if matches!(outcome, Outcome::Ordered { .. })
+        let outcome = order_once(reg, chain, validated, &env).await;
+        if matches!(outcome, Outcome::Ordered { .. } | Outcome::Refused(_))
             || tokio::time::Instant::now() >= deadline
             || !quorum_reachable(reg, chain)
         {
@@ -216,7 +227,7 @@ fn quorum_reachable(reg: &Registrar, chain: &ChainHandle) -> bool {
 async fn order_once(
     reg: &Registrar,
     chain: &Arc<ChainHandle>,
-    tx_id: &str,
+    validated: &mut Validated,
     env: &Envelope,
 ) -> Outcome {
     let status = chain.status();
@@ -232,8 +243,11 @@ async fn order_once(
         return Outcome::Unavailable("no Raft leader".into());
     }
     if status.leader_id == chain.node_id {
+        if let Err(r) = validated.check_signature(env) {
+            return Outcome::Refused(r);
+        }
         return chain
-            .submit(tx_id.to_string(), env.encode_to_vec())
+            .submit(validated.tx_id.clone(), env.encode_to_vec())
             .await
             .unwrap_or_else(|_| Outcome::Unavailable("the chain stopped".into()));
     }

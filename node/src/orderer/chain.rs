@@ -58,6 +58,9 @@ pub enum Outcome {
     /// Not ordered (no leader, leadership lost, not the leader): safe to retry, because
     /// a transaction id is ordered at most once.
     Unavailable(String),
+    /// Refused by the leader's validation of a forwarded envelope: the same on every
+    /// orderer, so not worth retrying.
+    Refused(super::msgprocessor::Rejection),
 }
 
 /// What a chain uses of the orderer it runs on.

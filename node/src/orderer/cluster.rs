@@ -12,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::chain::{ChainHandle, Outcome};
+use super::msgprocessor::SignatureCheck;
 use super::pending::PendingBytes;
 use super::raft_guard;
 use super::registrar::Registrar;
@@ -141,8 +142,9 @@ fn refusal(request_id: u64, info: String) -> SubmitResponse {
     }
 }
 
-/// Orders an envelope a follower forwarded while this node leads. The follower validated it,
-/// but a consenter is not trusted with that: the leader validates it as its own Broadcast does.
+/// Orders an envelope a follower forwarded while this node leads. The leader validates it
+/// fully, the creator's signature included, as its own Broadcast does: a consenter is not
+/// trusted with that, and followers leave the signature to the leader.
 async fn order_forwarded(
     chain: &ChainHandle,
     request_id: u64,
@@ -152,10 +154,11 @@ async fn order_forwarded(
         return refusal(request_id, "no envelope".into());
     };
     let size = prost::Message::encoded_len(&env);
-    let validated = super::msgprocessor::open(&env)
-        .and_then(|payload| super::msgprocessor::validate(chain, &env, &payload, size));
+    let validated = super::msgprocessor::open(&env).and_then(|payload| {
+        super::msgprocessor::validate(chain, &env, &payload, size, SignatureCheck::Here)
+    });
     let tx_id = match validated {
-        Ok(tx_id) => tx_id,
+        Ok(v) => v.tx_id,
         Err(r) => {
             return SubmitResponse {
                 status: r.status as i32,
@@ -183,5 +186,12 @@ async fn order_forwarded(
             request_id,
         },
         Outcome::Unavailable(info) => refusal(request_id, info),
+        // The chain itself refuses nothing: validation came first.
+        Outcome::Refused(r) => SubmitResponse {
+            status: r.status as i32,
+            info: r.info,
+            block_number: 0,
+            request_id,
+        },
     }
 }

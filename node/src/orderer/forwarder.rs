@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::chain::Outcome;
+use super::msgprocessor::Rejection;
 use super::transport::Transport;
 use crate::proto::cluster::{cluster_client::ClusterClient, SubmitRequest, SubmitResponse};
 use crate::proto::common::{Envelope, Status};
@@ -93,7 +94,13 @@ impl Forwarder {
                 ))
             }
             Ok(Some(r)) if r.status == Status::Success as i32 => Outcome::Ordered { block: r.block_number },
-            Ok(Some(r)) => Outcome::Unavailable(r.info),
+            Ok(Some(r)) => match Status::try_from(r.status) {
+                // The leader's verdict on the envelope itself.
+                Ok(s @ (Status::BadRequest | Status::Forbidden | Status::RequestEntityTooLarge)) => {
+                    Outcome::Refused(Rejection::new(s, r.info))
+                }
+                _ => Outcome::Unavailable(r.info),
+            },
         }
     }
 

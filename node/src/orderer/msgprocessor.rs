@@ -2,12 +2,13 @@
 //! the creator's certificate and signature, and the channel's Writers policy. Nothing that
 //! fails here reaches the Raft log.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 
 use super::chain::ChainHandle;
-use crate::identity::IdentityError;
+use crate::identity::{IdentityError, VerifiedIdentity};
 use crate::ledger::{compute_tx_id, ENVELOPE_TIME_WINDOW};
 use crate::proto::common::{Envelope, HeaderType, Payload, Status};
 
@@ -71,13 +72,60 @@ fn check_timestamp(timestamp_ms: i64, now_ms: i64) -> Result<(), Rejection> {
     ))
 }
 
-/// Validates an envelope for `chain`; returns its transaction id.
+/// Who checks the creator's signature of an envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureCheck {
+    /// This orderer: it leads, or it is the leader judging a forwarded envelope.
+    Here,
+    /// The leader, to which a follower forwards the envelope: the leader checks every
+    /// envelope it orders (a consenter is not trusted with that), so the follower's own
+    /// check would prove nothing new.
+    ByLeader,
+}
+
+/// An envelope that passed validation.
+pub struct Validated {
+    pub tx_id: String,
+    pub creator: Arc<VerifiedIdentity>,
+    /// Whether the creator's signature was checked; see [`Validated::check_signature`].
+    pub signature_checked: bool,
+}
+
+impl Validated {
+    /// Checks the creator's signature if validation left it to the leader and this node is
+    /// about to order the envelope itself (leadership came to it meanwhile).
+    pub fn check_signature(&mut self, env: &Envelope) -> Result<(), Rejection> {
+        if !self.signature_checked {
+            self.creator
+                .verify_signature(&env.payload, &env.signature)
+                .map_err(identity_refused)?;
+            self.signature_checked = true;
+        }
+        Ok(())
+    }
+}
+
+fn identity_refused(e: IdentityError) -> Rejection {
+    match e {
+        IdentityError::BadSignature => Rejection::new(
+            Status::Forbidden,
+            "signature does not verify against the creator's certificate",
+        ),
+        other => Rejection::new(
+            Status::Forbidden,
+            format!("creator identity refused: {other}"),
+        ),
+    }
+}
+
+/// Validates an envelope for `chain`, its creator's signature as `signature` says.
 pub fn validate(
     chain: &ChainHandle,
     env: &Envelope,
     payload: &Payload,
     size: usize,
-) -> Result<String, Rejection> {
+    signature: SignatureCheck,
+) -> Result<Validated, Rejection> {
     let channel = chain.channel_id();
     let max = chain.batch_options().absolute_max_bytes as usize;
     if max > 0 && size > max {
@@ -107,24 +155,23 @@ pub fn validate(
         ));
     }
     check_timestamp(header.timestamp_ms, now_ms())?;
-    let identity = chain
-        .msps
-        .verify(creator, &env.payload, &env.signature)
-        .map_err(|e| match e {
-            IdentityError::UnknownMsp(msp) => Rejection::new(
-                Status::Forbidden,
-                format!("organisation {msp} is not a member of channel {channel}"),
-            ),
-            IdentityError::BadSignature => Rejection::new(
-                Status::Forbidden,
-                "signature does not verify against the creator's certificate",
-            ),
-            other => Rejection::new(
-                Status::Forbidden,
-                format!("creator identity refused: {other}"),
-            ),
-        })?;
-    if !chain.writers.evaluate(&[&identity]) {
+    let identity = chain.msps.validate(creator).map_err(|e| match e {
+        IdentityError::UnknownMsp(msp) => Rejection::new(
+            Status::Forbidden,
+            format!("organisation {msp} is not a member of channel {channel}"),
+        ),
+        other => identity_refused(other),
+    })?;
+    let mut validated = Validated {
+        tx_id: header.tx_id.clone(),
+        creator: identity,
+        signature_checked: false,
+    };
+    if signature == SignatureCheck::Here {
+        validated.check_signature(env)?;
+    }
+    let identity = &validated.creator;
+    if !chain.writers.evaluate(&[identity]) {
         return Err(Rejection::new(
             Status::Forbidden,
             format!(
@@ -133,7 +180,7 @@ pub fn validate(
             ),
         ));
     }
-    Ok(header.tx_id.clone())
+    Ok(validated)
 }
 
 #[cfg(test)]

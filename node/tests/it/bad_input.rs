@@ -83,6 +83,29 @@ async fn bad_envelopes_are_refused_with_a_reason_and_leave_the_ledger_alone() {
         assert!(r.info.contains(words), "expected {words:?} in {:?}", r.info);
     }
 
+    // A follower leaves the signature to the leader and passes its refusal on: a forged
+    // signature gets the same answer from the leader and from a follower.
+    let leader = net.leader().await;
+    let follower = (leader + 1) % 3;
+    for i in [leader, follower] {
+        let r = net
+            .client
+            .broadcast(&net.addr(i), vec![cases[2].0.clone()])
+            .await
+            .unwrap();
+        assert_eq!(
+            r[0].status,
+            Status::Forbidden as i32,
+            "orderer {i}: {}",
+            r[0].info
+        );
+        assert!(
+            r[0].info.contains("signature does not verify"),
+            "{}",
+            r[0].info
+        );
+    }
+
     // Nothing was ordered; a good envelope still is.
     assert_eq!(net.blocks(0).await.len(), before);
     let ok = net
