@@ -15,8 +15,9 @@ use prost::Message;
 use ring::digest::{Context, SHA256};
 
 use super::channel::PeerChannel;
+use super::precheck::{precheck, Prechecked};
 use super::statedb::{StateReader, StateWriter, TxRecord};
-use super::validator::{precheck, BlockValidator, ChannelRules, Prechecked, Verdict};
+use super::validator::{BlockValidator, ChannelRules, Verdict};
 use crate::proto::common::{Block, BlockMetadata};
 use crate::proto::peer::{
     FilteredBlock, FilteredTransaction, TxReadWriteSet, TxValidationCode as Code, Version,

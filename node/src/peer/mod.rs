@@ -10,6 +10,7 @@ pub mod endorser;
 pub mod events;
 pub mod lifecycle;
 pub mod own_endorsements;
+pub mod precheck;
 pub mod registrar;
 pub mod server;
 pub mod simulator;
